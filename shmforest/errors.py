@@ -1,0 +1,95 @@
+"""Errors raised by shmforest.
+
+Every error derives from :class:`ShmforestError` and also from the standard
+library exception a caller would naturally catch, so ``except FileNotFoundError``
+or ``except concurrent.futures.BrokenExecutor`` keeps working without knowing
+about this package.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import BrokenExecutor
+
+__all__ = [
+    "ShmforestError",
+    "SegmentNotFoundError",
+    "SharedMemoryFullError",
+    "SharedArrayClosedError",
+    "BudgetError",
+    "NestingDepthError",
+    "WorkerCrashedError",
+    "TaskPicklingError",
+    "ExecutorNotFoundError",
+    "PluginImportError",
+    "NotFittedError",
+]
+
+
+class ShmforestError(Exception):
+    """Base class of every error raised by shmforest."""
+
+
+class SegmentNotFoundError(ShmforestError, FileNotFoundError):
+    """A shared-memory segment named by a handle no longer exists."""
+
+
+class SharedMemoryFullError(ShmforestError, MemoryError):
+    """The shared-memory filesystem has no room for a requested block."""
+
+
+class SharedArrayClosedError(ShmforestError, ValueError):
+    """A shared array or dataset was used after ``close()``.
+
+    A ``ValueError``, as for operations on a closed file.
+    """
+
+
+class BudgetError(ShmforestError, RuntimeError):
+    """The process budget is unusable (closed, corrupt or inconsistent)."""
+
+
+class NestingDepthError(ShmforestError, RecursionError):
+    """Worker pools were nested deeper than the configured guard allows."""
+
+
+class WorkerCrashedError(ShmforestError, BrokenExecutor):
+    """A worker process died while it held tasks.
+
+    Attributes
+    ----------
+    pid : int
+        Process id of the worker that died.
+    exitcode : int or None
+        Its exit code; negative values are the signal that killed it.
+    """
+
+    def __init__(self, message: str, *, pid: int, exitcode: int | None) -> None:
+        super().__init__(message)
+        self.pid = pid
+        self.exitcode = exitcode
+
+    def __reduce__(self):  # keep pid/exitcode across pickling
+        return (_rebuild_crash, (str(self), self.pid, self.exitcode))
+
+
+def _rebuild_crash(message: str, pid: int, exitcode: int | None) -> WorkerCrashedError:
+    return WorkerCrashedError(message, pid=pid, exitcode=exitcode)
+
+
+class TaskPicklingError(ShmforestError, TypeError):
+    """A task or its result could not be serialised to cross a process boundary."""
+
+
+class ExecutorNotFoundError(ShmforestError, LookupError):
+    """No executor is registered under the requested name."""
+
+
+class PluginImportError(ShmforestError, ImportError):
+    """A registered executor plugin failed to import."""
+
+
+class NotFittedError(ShmforestError, ValueError, AttributeError):
+    """An estimator was used before ``fit``.
+
+    Also a ``ValueError`` and an ``AttributeError``, as scikit-learn's is.
+    """

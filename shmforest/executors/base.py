@@ -1,0 +1,110 @@
+"""The executor interface every strategy implements, and the task context.
+
+An :class:`Executor` is a :class:`concurrent.futures.Executor` with a ``name``,
+capability flags and *nested submission*: a task may submit tasks to the executor
+running it. Such a submission runs in parallel when a budget token is free and
+inline, in the caller, otherwise; it never waits for a token, so recursion cannot
+deadlock at any budget.
+
+Inside a task, :func:`current_executor` returns the executor running it (outside
+any task, a serial one), so recursive code needs no executor argument::
+
+    def total(node):
+        ex = shmforest.current_executor()
+        futures = [ex.submit(total, child) for child in node.children]
+        return node.value + sum(f.result() for f in futures)
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextvars
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, ClassVar, TypeVar
+
+__all__ = ["Executor", "current_executor", "in_task", "run_in_task", "completed_future"]
+
+T = TypeVar("T")
+
+# The executor running the current task, or None outside any task. A ContextVar so
+# threads and inline runs each see their own.
+_CURRENT: contextvars.ContextVar[Executor | None] = contextvars.ContextVar("shmforest_executor", default=None)
+
+
+class Executor(cf.Executor):
+    """Base class of shmforest executors; subclasses implement :meth:`submit`.
+
+    Class attributes describe the plugin:
+
+    ``name``
+        The registry name (``"shm"``).
+    ``shares_memory``
+        Tasks see the caller's arrays without a copy (threads, shared memory).
+    ``uses_processes``
+        Tasks run in other processes, so they and their results must pickle.
+    ``install_hint``
+        What to install when the plugin's import fails.
+
+    Subclasses keep the stdlib signatures exactly: ``submit(fn, /, *args, **kwargs)``,
+    ``map(fn, *iterables, timeout=None, chunksize=1)``,
+    ``shutdown(wait=True, *, cancel_futures=False)``.
+    """
+
+    name: ClassVar[str] = "executor"
+    shares_memory: ClassVar[bool] = False
+    uses_processes: ClassVar[bool] = False
+    install_hint: ClassVar[str] = ""
+
+    @property
+    def max_workers(self) -> int:
+        """The most tasks this executor runs at once (its budget's size)."""
+        return 1
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} name={self.name!r} max_workers={self.max_workers}>"
+
+
+def current_executor() -> Executor:
+    """The executor running the current task; a serial executor outside any task."""
+    ex = _CURRENT.get()
+    if ex is None:
+        from shmforest.executors.serial import SerialExecutor
+
+        return SerialExecutor()
+    return ex
+
+
+def in_task() -> bool:
+    """Whether the caller is running inside a task of some shmforest executor."""
+    return _CURRENT.get() is not None
+
+
+@contextmanager
+def _running_under(executor: Executor) -> Iterator[None]:
+    token = _CURRENT.set(executor)
+    try:
+        yield
+    finally:
+        _CURRENT.reset(token)
+
+
+def run_in_task(executor: Executor, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+    """Call ``fn(*args, **kwargs)`` with ``executor`` as :func:`current_executor`."""
+    with _running_under(executor):
+        return fn(*args, **kwargs)
+
+
+def completed_future(fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> cf.Future[T]:
+    """Run ``fn`` now and return a finished future holding its result or exception."""
+    future: cf.Future[T] = cf.Future()
+    future.set_running_or_notify_cancel()
+    try:
+        result = fn(*args, **kwargs)
+    except BaseException as exc:  # noqa: BLE001 - a future carries whatever the task raised
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        future.set_exception(exc)
+    else:
+        future.set_result(result)
+    return future

@@ -1,0 +1,617 @@
+"""Arrays placed once in shared memory and passed between processes as handles.
+
+::
+
+    owner process                                  any other process
+    -------------                                  -----------------
+    SharedArray.copy_of(a)
+      shm_open(O_CREAT|O_EXCL, 0600), fallocate
+      register with the resource tracker  <-- sweeps the block if the owner dies
+      copy `a` into the block (the only copy)
+    pickle(SharedArray) == ArrayHandle   ------->  unpickle: nothing mapped yet
+      (segment name, dtype, shape, order,          .array / handle.attach():
+       offset: well under 1 KB)                      shm_open(O_RDWR), mmap, cached
+                                                     per process, read-only view
+    close() / with / atexit / SIGTERM
+      shm_unlink + unregister from the tracker
+
+Two CPython 3.11 traps shape this module. ``SharedMemory(name)`` in an
+attaching process registers the block with *that* process's resource tracker,
+which unlinks it (and warns "leaked shared_memory") when it shuts down
+(gh-82300); so attachments here go through ``_posixshmem`` directly and never
+touch the tracker. Only the creator registers, which is exactly what makes the
+tracker sweep a block whose owner was killed. And a process forked before the
+tracker runs starts its own tracker; :func:`ensure_tracker` is what pools call
+before forking.
+"""
+
+from __future__ import annotations
+
+import atexit
+import errno
+import mmap
+import os
+import secrets
+import signal
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from multiprocessing import resource_tracker
+from types import FrameType
+from typing import Any
+
+import numpy as np
+
+from shmforest.errors import SegmentNotFoundError, SharedArrayClosedError, SharedMemoryFullError
+
+try:  # POSIX only; the stdlib's own SharedMemory is built on it.
+    import _posixshmem
+except ImportError:  # pragma: no cover - Windows
+    _posixshmem = None
+
+__all__ = [
+    "ArrayHandle",
+    "SharedArray",
+    "SharedDataset",
+    "SEGMENT_PREFIX",
+    "ensure_tracker",
+    "owned_segments",
+]
+
+#: Every block this package creates is named with this prefix, so a leak is easy to spot.
+SEGMENT_PREFIX = "shmf_"
+_SHM_DIR = "/dev/shm"
+_ALIGN = 64  # arrays inside a dataset block start on cache-line boundaries
+_NUMERIC_KINDS = frozenset("biufc")
+
+
+# --------------------------------------------------------------------------- segments
+
+
+class _Segment:
+    """One POSIX shared-memory block mapped into this process."""
+
+    __slots__ = ("name", "size", "mm", "owner_pid", "__weakref__")
+
+    def __init__(self, name: str, size: int, mm: mmap.mmap, owner_pid: int | None) -> None:
+        self.name = name
+        self.size = size
+        self.mm = mm
+        self.owner_pid = owner_pid
+
+    @property
+    def owned_here(self) -> bool:
+        return self.owner_pid == os.getpid()
+
+    @classmethod
+    def create(cls, nbytes: int) -> _Segment:
+        if _posixshmem is None:  # pragma: no cover
+            raise OSError("shared memory segments need a POSIX system")
+        size = max(int(nbytes), 1)  # a zero-length mapping is not allowed
+        free = _free_shm_bytes()
+        if free is not None and size > free:
+            raise SharedMemoryFullError(
+                f"cannot place {size:,} bytes in shared memory: {_SHM_DIR} has only "
+                f"{free:,} bytes free (enlarge it, e.g. docker --shm-size, or place less)"
+            )
+        ensure_tracker()
+        for _ in range(8):
+            name = SEGMENT_PREFIX + secrets.token_hex(12)
+            try:
+                fd = _posixshmem.shm_open("/" + name, os.O_CREAT | os.O_EXCL | os.O_RDWR, mode=0o600)
+                break
+            except FileExistsError:  # pragma: no cover - 96 random bits
+                continue
+        else:  # pragma: no cover
+            raise FileExistsError("could not find a free shared-memory name")
+        try:
+            _reserve(fd, size, name)
+            mm = mmap.mmap(fd, size)
+        except BaseException:
+            _posixshmem.shm_unlink("/" + name)
+            raise
+        finally:
+            os.close(fd)
+        resource_tracker.register("/" + name, "shared_memory")
+        seg = cls(name, size, mm, os.getpid())
+        with _LOCK:
+            _OWNED[name] = seg
+        _install_sigterm_cleanup()
+        return seg
+
+    def unlink(self) -> None:
+        """Remove the block's name (the memory goes once every mapping is gone)."""
+        with _LOCK:
+            _OWNED.pop(self.name, None)
+        if not self.owned_here:
+            return
+        self.owner_pid = None
+        try:
+            _posixshmem.shm_unlink("/" + self.name)
+        except FileNotFoundError:
+            pass
+        resource_tracker.unregister("/" + self.name, "shared_memory")
+        _try_unmap(self.mm)
+
+
+def _reserve(fd: int, size: int, name: str) -> None:
+    """Give the block real pages now, so a full /dev/shm fails here and not as SIGBUS."""
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise SharedMemoryFullError(
+                f"cannot place {size:,} bytes in shared memory block {name!r}: "
+                f"{_SHM_DIR} is full (enlarge it, e.g. docker --shm-size, or place less)"
+            ) from exc
+        if exc.errno not in (errno.EINVAL, errno.EOPNOTSUPP, errno.ENODEV):
+            raise
+        os.ftruncate(fd, size)  # filesystems without fallocate
+    except AttributeError:  # pragma: no cover - no posix_fallocate (macOS)
+        os.ftruncate(fd, size)
+
+
+def _free_shm_bytes() -> int | None:
+    try:
+        st = os.statvfs(_SHM_DIR)
+    except OSError:  # pragma: no cover - no /dev/shm (macOS)
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+def _try_unmap(mm: mmap.mmap) -> None:
+    # Views handed out earlier still point into the mapping; closing it under them
+    # would turn their next read into a segfault. Leave it to the garbage collector.
+    try:
+        mm.close()
+    except BufferError:
+        pass
+
+
+def ensure_tracker() -> None:
+    """Start the multiprocessing resource tracker in this process if it is not running.
+
+    Call before forking workers: a child forked earlier starts a tracker of its own,
+    which destroys blocks when that child exits.
+    """
+    resource_tracker.ensure_running()
+
+
+# Blocks created by this process, swept at exit and on SIGTERM.
+_OWNED: dict[str, _Segment] = {}
+# Blocks this process attached to, by name; a mapping stays valid after the owner unlinks.
+_ATTACHED: dict[str, mmap.mmap] = {}
+_LOCK = threading.RLock()
+_SIGTERM_INSTALLED = False
+
+
+def owned_segments() -> list[str]:
+    """Names of the shared-memory blocks this process created and has not closed."""
+    with _LOCK:
+        return [name for name, seg in _OWNED.items() if seg.owned_here]
+
+
+def _close_all_owned() -> None:
+    with _LOCK:
+        segments = list(_OWNED.values())
+    for seg in segments:
+        seg.unlink()
+
+
+def _after_fork_in_child() -> None:
+    global _SIGTERM_INSTALLED
+    # The child inherited the parent's bookkeeping but owns none of those blocks.
+    _OWNED.clear()
+    _SIGTERM_INSTALLED = False
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    _close_all_owned()
+    # Die of SIGTERM as we would have without this handler, so exit codes stay honest.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _install_sigterm_cleanup() -> None:
+    """Unlink our blocks on SIGTERM, unless the program handles SIGTERM itself."""
+    global _SIGTERM_INSTALLED
+    if _SIGTERM_INSTALLED or threading.current_thread() is not threading.main_thread():
+        return
+    _SIGTERM_INSTALLED = True
+    try:
+        if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+            signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # pragma: no cover - not the main interpreter
+        pass
+
+
+atexit.register(_close_all_owned)
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _attach(name: str) -> mmap.mmap:
+    """Map the block ``name`` into this process, once; later calls reuse the mapping."""
+    with _LOCK:
+        mm = _ATTACHED.get(name)
+        if mm is not None and not mm.closed:
+            return mm
+        seg = _OWNED.get(name)
+        if seg is not None and seg.owned_here and not seg.mm.closed:
+            return seg.mm
+        _forget_removed_attachments()
+        try:
+            fd = _posixshmem.shm_open("/" + name, os.O_RDWR, mode=0)
+        except FileNotFoundError:
+            raise SegmentNotFoundError(
+                errno.ENOENT,
+                f"shared-memory segment {name!r} does not exist (its owner closed it or exited)",
+                name,
+            ) from None
+        try:
+            size = os.fstat(fd).st_size
+            mm = mmap.mmap(fd, size)
+        finally:
+            os.close(fd)
+        _ATTACHED[name] = mm
+        return mm
+
+
+def _forget_removed_attachments() -> None:
+    # A long-lived worker would otherwise keep every dataset it ever saw mapped,
+    # holding memory the owners already released.
+    for name in [n for n in _ATTACHED if not os.path.exists(os.path.join(_SHM_DIR, n))]:
+        mm = _ATTACHED[name]
+        try:
+            mm.close()
+        except BufferError:  # views still alive; try again on a later attach
+            continue
+        del _ATTACHED[name]
+
+
+# --------------------------------------------------------------------------- arrays
+
+
+def _check_dtype(dtype: np.dtype, argument: str) -> None:
+    if dtype.kind not in _NUMERIC_KINDS or dtype.fields is not None:
+        raise TypeError(
+            f"{argument} has dtype {dtype!s}; shared arrays take numeric or bool dtypes "
+            "(bool, int*, uint*, float*, complex*), not object, string or structured ones"
+        )
+
+
+def _order_of(a: np.ndarray) -> str:
+    return "F" if (a.flags.f_contiguous and not a.flags.c_contiguous) else "C"
+
+
+@dataclass(frozen=True, slots=True)
+class ArrayHandle:
+    """What travels between processes in place of an array.
+
+    Its pickle is a few hundred bytes whatever the array's size.
+    """
+
+    segment: str
+    dtype: str
+    shape: tuple[int, ...]
+    order: str = "C"
+    offset: int = 0
+
+    def attach(self, writable: bool = False) -> np.ndarray:
+        """Map the array into this process without copying it.
+
+        Parameters
+        ----------
+        writable : bool, default False
+            Return a writable view. Writes are seen by every process.
+
+        Raises
+        ------
+        SegmentNotFoundError
+            The block is gone (also a ``FileNotFoundError``).
+        """
+        mm = _attach(self.segment)
+        view = np.ndarray(self.shape, np.dtype(self.dtype), buffer=mm, offset=self.offset, order=self.order)
+        view.flags.writeable = writable
+        return view
+
+
+class SharedArray:
+    """A numpy array placed once in a shared-memory block.
+
+    Pickling a ``SharedArray`` sends only its :class:`ArrayHandle`; the receiving
+    process maps the block on first use, read-only. The creating process owns the
+    block and removes it on :meth:`close`, on leaving a ``with`` block, at exit and
+    on SIGTERM; if it is killed outright, the resource tracker removes it.
+
+    Build one with :meth:`copy_of` (or ``SharedArray(array)``), :meth:`empty` or
+    :meth:`zeros`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> with SharedArray.copy_of(np.arange(6.0).reshape(2, 3)) as sa:
+    ...     float(sa.array.sum())
+    15.0
+    """
+
+    __slots__ = ("_handle", "_segment", "_writable", "_view", "_closed", "__weakref__")
+
+    def __init__(self, array: Any) -> None:
+        other = SharedArray.copy_of(array)
+        self._handle, self._segment, self._writable = other._handle, other._segment, True
+        self._view: np.ndarray | None = None
+        self._closed = False
+        other._segment = None  # ownership moved to self
+
+    # -- construction --------------------------------------------------
+    @classmethod
+    def _new(cls, handle: ArrayHandle, segment: _Segment | None, writable: bool) -> SharedArray:
+        self = object.__new__(cls)
+        self._handle, self._segment, self._writable = handle, segment, writable
+        self._view = None
+        self._closed = False
+        return self
+
+    @classmethod
+    def empty(cls, shape: int | tuple[int, ...], dtype: Any = np.float64, order: str = "C") -> SharedArray:
+        """A new block holding an uninitialised array; the owner's view is writable."""
+        dtype = np.dtype(dtype)
+        _check_dtype(dtype, "dtype")
+        shape = (int(shape),) if np.ndim(shape) == 0 else tuple(int(s) for s in shape)
+        if any(s < 0 for s in shape):
+            raise ValueError(f"shape must hold non-negative sizes, got {shape}")
+        if order not in ("C", "F"):
+            raise ValueError(f"order must be 'C' or 'F', got {order!r}")
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        seg = _Segment.create(nbytes)
+        return cls._new(ArrayHandle(seg.name, dtype.str, shape, order, 0), seg, True)
+
+    @classmethod
+    def zeros(cls, shape: int | tuple[int, ...], dtype: Any = np.float64, order: str = "C") -> SharedArray:
+        """A new block holding zeros (fresh shared memory is zero-filled: no write needed)."""
+        return cls.empty(shape, dtype, order)
+
+    @classmethod
+    def copy_of(cls, array: Any) -> SharedArray:
+        """Place a copy of ``array`` in a new block; the only copy made.
+
+        Non-contiguous views are placed contiguous (Fortran order is kept).
+        """
+        a = np.asarray(array)
+        _check_dtype(a.dtype, "array")
+        sa = cls.empty(a.shape, a.dtype, _order_of(a))
+        np.copyto(sa.view(writable=True), a, casting="no")
+        return sa
+
+    # -- access --------------------------------------------------------
+    @property
+    def handle(self) -> ArrayHandle:
+        """The picklable handle; attach it anywhere with :meth:`ArrayHandle.attach`."""
+        return self._handle
+
+    @property
+    def name(self) -> str:
+        """The shared-memory segment's name."""
+        return self._handle.segment
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._handle.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self._handle.dtype)
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+
+    @property
+    def owner(self) -> bool:
+        """Whether this process created the block (and so removes it)."""
+        return self._segment is not None and self._segment.owned_here
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def array(self) -> np.ndarray:
+        """The numpy view: writable in the creating process, read-only elsewhere."""
+        if self._view is None:
+            self._view = self.view(writable=self._writable and self.owner)
+        elif self._closed:
+            self._raise_closed()
+        return self._view
+
+    def view(self, writable: bool = False) -> np.ndarray:
+        """A numpy view of the block, mapped without copying."""
+        if self._closed:
+            self._raise_closed()
+        return self._handle.attach(writable=writable)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        a = self.array
+        return a if dtype is None else a.astype(dtype, copy=False)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("owner" if self.owner else "attached")
+        return f"SharedArray(name={self.name!r}, shape={self.shape}, dtype={self.dtype}, {state})"
+
+    def _raise_closed(self) -> None:
+        raise SharedArrayClosedError(f"SharedArray {self.name!r} is closed")
+
+    # -- lifecycle -----------------------------------------------------
+    def close(self) -> None:
+        """Release the block: the owner removes it; elsewhere only this object lets go.
+
+        Calling it twice is fine. Views taken earlier stay readable until dropped.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._view = None
+        if self._segment is not None:
+            self._segment.unlink()
+
+    def __enter__(self) -> SharedArray:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        if self._closed:
+            self._raise_closed()
+        return (_attached_array, (self._handle,))
+
+    def __del__(self) -> None:
+        # An owner dropped without close() frees its block now rather than at exit;
+        # views taken from it keep their mapping and stay valid.
+        if not getattr(self, "_closed", True) and getattr(self, "_segment", None) is not None:
+            self.close()
+
+
+def _attached_array(handle: ArrayHandle) -> SharedArray:
+    return SharedArray._new(handle, None, False)
+
+
+# --------------------------------------------------------------------------- datasets
+
+
+class SharedDataset(Mapping[str, np.ndarray]):
+    """A named group of arrays placed together in shared memory.
+
+    The data and caches that tasks would otherwise each receive a copy of: place
+    them once, pass the dataset (it pickles as handles), read ``ds["X"]``.
+
+    Parameters
+    ----------
+    arrays : mapping of str to array-like, optional
+        Arrays to place now, all in one block.
+    **more : array-like
+        More arrays, by keyword.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> with SharedDataset(X=np.ones((4, 2)), y=np.arange(4)) as ds:
+    ...     ds["X"].shape, sorted(ds)
+    ((4, 2), ['X', 'y'])
+    """
+
+    def __init__(self, arrays: Mapping[str, Any] | None = None, **more: Any) -> None:
+        self._handles: dict[str, ArrayHandle] = {}
+        self._segments: list[_Segment] = []
+        self._views: dict[str, np.ndarray] = {}
+        self._closed = False
+        items = {**(arrays or {}), **more}
+        if items:
+            self.add(**items)
+
+    @classmethod
+    def _attached(cls, handles: dict[str, ArrayHandle]) -> SharedDataset:
+        self = cls.__new__(cls)
+        self._handles, self._segments, self._views, self._closed = dict(handles), [], {}, False
+        return self
+
+    def add(self, **arrays: Any) -> None:
+        """Place more arrays (caches, binned copies) together in one new block."""
+        self._check_open()
+        prepared = {}
+        for key, value in arrays.items():
+            if key in self._handles:
+                raise KeyError(f"dataset already holds an array named {key!r}")
+            a = np.asarray(value)
+            _check_dtype(a.dtype, f"array {key!r}")
+            prepared[key] = a
+        offsets, total = {}, 0
+        for key, a in prepared.items():
+            offsets[key] = total
+            total += -(-a.nbytes // _ALIGN) * _ALIGN
+        seg = _Segment.create(total)
+        self._segments.append(seg)
+        for key, a in prepared.items():
+            handle = ArrayHandle(seg.name, a.dtype.str, a.shape, _order_of(a), offsets[key])
+            np.copyto(handle.attach(writable=True), a, casting="no")
+            self._handles[key] = handle
+
+    @property
+    def handles(self) -> dict[str, ArrayHandle]:
+        """The handle of each array, by name."""
+        return dict(self._handles)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(int(np.prod(h.shape, dtype=np.int64)) * np.dtype(h.dtype).itemsize for h in self._handles.values())
+
+    @property
+    def owner(self) -> bool:
+        """Whether this process placed (and so removes) the dataset's blocks."""
+        return any(seg.owned_here for seg in self._segments)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        self._check_open()
+        view = self._views.get(key)
+        if view is None:
+            try:
+                handle = self._handles[key]
+            except KeyError:
+                raise KeyError(f"dataset has no array {key!r}; it holds {sorted(self._handles)}") from None
+            view = self._views[key] = handle.attach(writable=False)
+        return view
+
+    def view(self, key: str, writable: bool = False) -> np.ndarray:
+        """A view of one array; ``writable=True`` lets this process write into it."""
+        self._check_open()
+        return self._handles[key].attach(writable=writable)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._handles)
+
+    def __len__(self) -> int:
+        return len(self._handles)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._handles
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("owner" if self.owner else "attached")
+        inner = ", ".join(f"{k}: {h.shape} {np.dtype(h.dtype)}" for k, h in self._handles.items())
+        return f"SharedDataset({{{inner}}}, {state})"
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise SharedArrayClosedError("SharedDataset is closed")
+
+    def close(self) -> None:
+        """Remove the dataset's blocks (owner) or let go of them (elsewhere); idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._views.clear()
+        for seg in self._segments:
+            seg.unlink()
+
+    def __enter__(self) -> SharedDataset:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        self._check_open()
+        return (SharedDataset._attached, (self._handles,))
+
+    def __del__(self) -> None:
+        # An owner dropped without close() frees its blocks now rather than at exit;
+        # views taken from it keep their mapping and stay valid.
+        if not getattr(self, "_closed", True):
+            self.close()
