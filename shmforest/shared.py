@@ -131,7 +131,6 @@ class _Segment:
         except FileNotFoundError:
             pass
         resource_tracker.unregister("/" + self.name, "shared_memory")
-        _try_unmap(self.mm)
 
 
 def _reserve(fd: int, size: int, name: str) -> None:
@@ -157,15 +156,6 @@ def _free_shm_bytes() -> int | None:
     except OSError:  # pragma: no cover - no /dev/shm (macOS)
         return None
     return st.f_bavail * st.f_frsize
-
-
-def _try_unmap(mm: mmap.mmap) -> None:
-    # Views handed out earlier still point into the mapping; closing it under them
-    # would turn their next read into a segfault. Leave it to the garbage collector.
-    try:
-        mm.close()
-    except BufferError:
-        pass
 
 
 def ensure_tracker() -> None:
@@ -233,10 +223,10 @@ def _attach(name: str) -> mmap.mmap:
     """Map the block ``name`` into this process, once; later calls reuse the mapping."""
     with _LOCK:
         mm = _ATTACHED.get(name)
-        if mm is not None and not mm.closed:
+        if mm is not None:
             return mm
         seg = _OWNED.get(name)
-        if seg is not None and seg.owned_here and not seg.mm.closed:
+        if seg is not None and seg.owned_here:
             return seg.mm
         _forget_removed_attachments()
         try:
@@ -258,13 +248,10 @@ def _attach(name: str) -> mmap.mmap:
 
 def _forget_removed_attachments() -> None:
     # A long-lived worker would otherwise keep every dataset it ever saw mapped,
-    # holding memory the owners already released.
+    # holding memory the owners already released. Only the cache lets go: numpy
+    # views keep the mmap object as their base, and closing it under them would
+    # turn their next read into a segfault, so the mapping goes with the last view.
     for name in [n for n in _ATTACHED if not os.path.exists(os.path.join(_SHM_DIR, n))]:
-        mm = _ATTACHED[name]
-        try:
-            mm.close()
-        except BufferError:  # views still alive; try again on a later attach
-            continue
         del _ATTACHED[name]
 
 

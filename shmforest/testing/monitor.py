@@ -1,0 +1,114 @@
+"""Sample the memory and process count of a whole process tree while work runs.
+
+Used by the benchmarks and the demo to report "peak whole-tree memory" and "peak
+live processes". Memory is summed over the calling process and all its
+descendants:
+
+``pss``
+    Proportional set size: a page shared by k processes counts 1/k in each, so
+    the sum counts a shared-memory block once. This is the tree's real footprint.
+``uss``
+    Unique set size: pages private to one process. Shared blocks mapped by
+    several processes do not appear here at all.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import psutil
+
+__all__ = ["TreeSample", "TreeMonitor", "sample_tree"]
+
+# multiprocessing's own long-lived helpers are not workers.
+_HELPERS = ("resource_tracker", "forkserver", "semaphore_tracker")
+
+
+@dataclass(frozen=True)
+class TreeSample:
+    """One reading of the process tree."""
+
+    pss: int
+    uss: int
+    processes: int  # live descendants that are not multiprocessing helpers
+
+
+def _is_helper(proc: psutil.Process) -> bool:
+    try:
+        return any(h in " ".join(proc.cmdline()) for h in _HELPERS)
+    except psutil.Error:
+        return True
+
+
+def sample_tree(root: psutil.Process | None = None) -> TreeSample:
+    """Read PSS, USS and the worker count of ``root`` (default: this process) and its descendants."""
+    root = root or psutil.Process()
+    pss = uss = workers = 0
+    try:
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        procs = [root]
+    for proc in procs:
+        try:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                continue
+            info = proc.memory_full_info()
+        except psutil.Error:
+            continue
+        pss += getattr(info, "pss", info.uss)
+        uss += info.uss
+        if proc is not root and not _is_helper(proc):
+            workers += 1
+    return TreeSample(pss, uss, workers)
+
+
+@dataclass
+class TreeMonitor:
+    """Samples the tree in a background thread; use as a context manager.
+
+    Examples
+    --------
+    >>> with TreeMonitor(interval=0.02) as mon:
+    ...     _ = sum(range(1000))
+    >>> mon.peak_pss >= mon.baseline.pss > 0
+    True
+    """
+
+    interval: float = 0.02
+    baseline: TreeSample = field(init=False)
+    peak_pss: int = field(init=False, default=0)
+    peak_uss: int = field(init=False, default=0)
+    peak_processes: int = field(init=False, default=0)
+    samples: int = field(init=False, default=0)
+    _stop: threading.Event = field(init=False, default_factory=threading.Event)
+    _thread: threading.Thread | None = field(init=False, default=None)
+
+    def _record(self, s: TreeSample) -> None:
+        self.peak_pss = max(self.peak_pss, s.pss)
+        self.peak_uss = max(self.peak_uss, s.uss)
+        self.peak_processes = max(self.peak_processes, s.processes)
+        self.samples += 1
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._record(sample_tree())
+
+    def __enter__(self) -> TreeMonitor:
+        self.baseline = sample_tree()
+        self._record(self.baseline)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="shmforest-monitor", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._record(sample_tree())
+
+    @property
+    def added_pss(self) -> int:
+        """Peak whole-tree PSS above the baseline taken on entry."""
+        return self.peak_pss - self.baseline.pss
