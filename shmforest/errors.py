@@ -22,6 +22,8 @@ __all__ = [
     "ExecutorNotFoundError",
     "PluginImportError",
     "NotFittedError",
+    "BudgetWarning",
+    "PoolTerminatedError",
 ]
 
 
@@ -93,3 +95,14 @@ class NotFittedError(ShmforestError, ValueError, AttributeError):
 
     Also a ``ValueError`` and an ``AttributeError``, as scikit-learn's is.
     """
+
+
+class BudgetWarning(ShmforestError, RuntimeWarning):
+    """A process budget's tokens did not add up when it was closed.
+
+    A ``RuntimeWarning``, so it is shown by default (a ``ResourceWarning`` is not).
+    """
+
+
+class PoolTerminatedError(ShmforestError, BrokenExecutor):
+    """A worker pool was torn down (Ctrl-C, or exit after an error) while it held the task."""

@@ -54,6 +54,7 @@ __all__ = [
     "SharedArray",
     "SharedDataset",
     "SEGMENT_PREFIX",
+    "close_owned",
     "ensure_tracker",
     "owned_segments",
 ]
@@ -63,6 +64,7 @@ SEGMENT_PREFIX = "shmf_"
 _SHM_DIR = "/dev/shm"
 _ALIGN = 64  # arrays inside a dataset block start on cache-line boundaries
 _NUMERIC_KINDS = frozenset("biufc")
+_MAP_POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux only
 
 
 # --------------------------------------------------------------------------- segments
@@ -106,7 +108,9 @@ class _Segment:
             raise FileExistsError("could not find a free shared-memory name")
         try:
             _reserve(fd, size, name)
-            mm = mmap.mmap(fd, size)
+            # Map the reserved pages now, in one call: faulting them in one by one
+            # while copying cost 2x the copy itself (measured on 1 GiB).
+            mm = mmap.mmap(fd, size, flags=mmap.MAP_SHARED | _MAP_POPULATE)
         except BaseException:
             _posixshmem.shm_unlink("/" + name)
             raise
@@ -181,7 +185,12 @@ def owned_segments() -> list[str]:
         return [name for name, seg in _OWNED.items() if seg.owned_here]
 
 
-def _close_all_owned() -> None:
+def close_owned() -> None:
+    """Remove every block this process created and has not closed.
+
+    What exit and SIGTERM do; for processes that leave without running atexit
+    handlers (pool workers end with ``os._exit``).
+    """
     with _LOCK:
         segments = list(_OWNED.values())
     for seg in segments:
@@ -189,14 +198,16 @@ def _close_all_owned() -> None:
 
 
 def _after_fork_in_child() -> None:
-    global _SIGTERM_INSTALLED
+    global _SIGTERM_INSTALLED, _LOCK
+    # Another thread of the parent may have held the lock at fork: start afresh.
+    _LOCK = threading.RLock()
     # The child inherited the parent's bookkeeping but owns none of those blocks.
     _OWNED.clear()
     _SIGTERM_INSTALLED = False
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    _close_all_owned()
+    close_owned()
     # Die of SIGTERM as we would have without this handler, so exit codes stay honest.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.kill(os.getpid(), signal.SIGTERM)
@@ -215,7 +226,7 @@ def _install_sigterm_cleanup() -> None:
         pass
 
 
-atexit.register(_close_all_owned)
+atexit.register(close_owned)
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 

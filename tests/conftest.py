@@ -9,10 +9,9 @@ import psutil
 import pytest
 
 from shmforest.shared import SEGMENT_PREFIX
+from shmforest.testing.monitor import live_workers
 
 _SHM_DIR = "/dev/shm"
-# Helpers multiprocessing itself keeps for the life of the test process; not ours to end.
-_LONG_LIVED_HELPERS = ("resource_tracker", "forkserver", "semaphore_tracker")
 
 
 def _our_segments() -> set[str]:
@@ -32,25 +31,9 @@ def _process_wide_segments() -> set[str]:
     return {name} if name else set()
 
 
-def _is_helper(proc: psutil.Process) -> bool:
-    try:
-        cmdline = " ".join(proc.cmdline())
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-        return True  # already gone
-    return any(h in cmdline for h in _LONG_LIVED_HELPERS)
-
-
 def _live_children() -> dict[int, psutil.Process]:
-    out = {}
-    for child in psutil.Process().children(recursive=True):
-        try:
-            if child.status() == psutil.STATUS_ZOMBIE:
-                continue
-        except psutil.NoSuchProcess:
-            continue
-        if not _is_helper(child):
-            out[child.pid] = child
-    return out
+    # multiprocessing's resource tracker and forkserver live as long as the test process.
+    return {p.pid: p for p in live_workers()}
 
 
 def _settle(check, timeout: float = 5.0):

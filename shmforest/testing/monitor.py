@@ -19,10 +19,7 @@ from dataclasses import dataclass, field
 
 import psutil
 
-__all__ = ["TreeSample", "TreeMonitor", "sample_tree"]
-
-# multiprocessing's own long-lived helpers are not workers.
-_HELPERS = ("resource_tracker", "forkserver", "semaphore_tracker")
+__all__ = ["TreeSample", "TreeMonitor", "sample_tree", "live_workers"]
 
 
 @dataclass(frozen=True)
@@ -34,11 +31,59 @@ class TreeSample:
     processes: int  # live descendants that are not multiprocessing helpers
 
 
-def _is_helper(proc: psutil.Process) -> bool:
+def _mem_available() -> int | None:
     try:
-        return any(h in " ".join(proc.cmdline()) for h in _HELPERS)
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:  # pragma: no cover - not Linux
+        return None
+    return None
+
+
+def _cmdline(proc: psutil.Process) -> str:
+    try:
+        return " ".join(proc.cmdline())
     except psutil.Error:
+        return ""
+
+
+def is_multiprocessing_helper(proc: psutil.Process) -> bool:
+    """Whether ``proc`` is one of multiprocessing's own long-lived helpers, not a worker.
+
+    The resource tracker, and the forkserver itself. Workers forked *from* a
+    forkserver inherit its command line, so they are told apart by their parent.
+    """
+    cmdline = _cmdline(proc)
+    if "resource_tracker" in cmdline or "semaphore_tracker" in cmdline:
         return True
+    if "forkserver" in cmdline:
+        try:
+            parent = proc.parent()
+        except psutil.Error:
+            return True
+        return parent is None or "forkserver" not in _cmdline(parent)
+    return False
+
+
+def live_workers(root: psutil.Process | None = None) -> list[psutil.Process]:
+    """Live descendants of ``root`` (default: this process), multiprocessing's helpers left out."""
+    root = root or psutil.Process()
+    out = []
+    try:
+        children = root.children(recursive=True)
+    except psutil.Error:
+        return out
+    for proc in children:
+        try:
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                continue
+        except psutil.Error:
+            continue
+        if not is_multiprocessing_helper(proc):
+            out.append(proc)
+    return out
 
 
 def sample_tree(root: psutil.Process | None = None) -> TreeSample:
@@ -58,7 +103,7 @@ def sample_tree(root: psutil.Process | None = None) -> TreeSample:
             continue
         pss += getattr(info, "pss", info.uss)
         uss += info.uss
-        if proc is not root and not _is_helper(proc):
+        if proc is not root and not is_multiprocessing_helper(proc):
             workers += 1
     return TreeSample(pss, uss, workers)
 
@@ -80,11 +125,18 @@ class TreeMonitor:
     peak_pss: int = field(init=False, default=0)
     peak_uss: int = field(init=False, default=0)
     peak_processes: int = field(init=False, default=0)
+    #: The largest drop in the machine's MemAvailable since entry: physical truth,
+    #: but it sees every process on the machine, not only this tree.
+    peak_system_drop: int = field(init=False, default=0)
     samples: int = field(init=False, default=0)
+    _avail0: int = field(init=False, default=0)
     _stop: threading.Event = field(init=False, default_factory=threading.Event)
     _thread: threading.Thread | None = field(init=False, default=None)
 
     def _record(self, s: TreeSample) -> None:
+        avail = _mem_available()
+        if avail is not None:
+            self.peak_system_drop = max(self.peak_system_drop, self._avail0 - avail)
         self.peak_pss = max(self.peak_pss, s.pss)
         self.peak_uss = max(self.peak_uss, s.uss)
         self.peak_processes = max(self.peak_processes, s.processes)
@@ -96,6 +148,7 @@ class TreeMonitor:
 
     def __enter__(self) -> TreeMonitor:
         self.baseline = sample_tree()
+        self._avail0 = _mem_available() or 0
         self._record(self.baseline)
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="shmforest-monitor", daemon=True)

@@ -1,0 +1,185 @@
+"""WorkerPool: non-daemonic worker processes, bounded by one process budget.
+
+::
+
+    owner process                                       worker processes (children)
+    -------------                                       ---------------------------
+    submit(fn)                                          main thread: one task at a time
+      cloudpickle (fn, args, kwargs)                    reader thread: every message in
+      idle worker?          -- RUN(id, bytes) ------->    RUN -> job queue -> run -> DONE
+      else budget token?    -- start worker, RUN ---->
+      else any worker?      -- queue (top level only)
+      else                  -- run inline, here
+    dispatcher thread  <------------- DONE(id, bytes) --  result or exception, pickled
+      top-level task: unpickle, set the Future
+      nested task: forward the bytes unopened --------->  NESTED_DONE -> requester's Future
+                       <------------- SUBMIT(id, bytes) -- worker_submit(fn) in a task
+      idle worker / new worker with a token:
+        RUN to it, DECISION(dispatched) ------------->    wait for NESTED_DONE
+      else DECISION(inline) ------------------------->    run it in place, now
+      worker died (sentinel / EOF):
+        its task fails with WorkerCrashedError, its token goes back
+
+All workers are children of the owner: a nested submission never starts a
+grandchild, so live workers never exceed the tokens the pool holds. A worker
+keeps its token while alive (an idle worker is reused, not restarted) and the
+pool gives it back when the worker exits or dies. Tokens come from a
+:class:`~shmforest.budget.ProcessBudget` shared with every other pool of the
+process tree, so pools created inside tasks draw on the same tokens.
+
+The owner's side lives in ``_dispatch.py``, the worker's in ``_worker.py``, and
+how workers are started (fork, spawn, forkserver) in ``_launch.py``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing as mp
+import weakref
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from shmforest import _worker as w_
+from shmforest._dispatch import _INLINE_POOL, _PoolState
+from shmforest._launch import START_METHOD_ENV_VAR, check_start_method, default_start_method
+from shmforest.budget import ProcessBudget, check_nesting_depth, default_budget
+
+__all__ = ["WorkerPool", "in_worker", "worker_submit", "START_METHOD_ENV_VAR", "default_start_method"]
+
+T = TypeVar("T")
+
+
+def in_worker() -> bool:
+    """Whether this process is a :class:`WorkerPool` worker."""
+    return w_.current_worker() is not None
+
+
+def worker_submit(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> cf.Future[T]:
+    """Submit a task, from inside a task, to the pool running it.
+
+    The task runs on an idle worker, or on a new one if a budget token is free,
+    and otherwise inline, here, before this returns. It never waits for a token.
+
+    Raises
+    ------
+    RuntimeError
+        Called outside any task of a :class:`WorkerPool`.
+    """
+    pool = _INLINE_POOL.get()
+    if pool is not None:
+        return pool.submit_nested(fn, *args, **kwargs)
+    worker = w_.current_worker()
+    if worker is None:
+        raise RuntimeError("worker_submit() submits from inside a WorkerPool task; this code is not running in one")
+    return worker.submit(fn, args, kwargs)
+
+
+class WorkerPool:
+    """A pool of non-daemonic worker processes that never outgrows its budget.
+
+    Parameters
+    ----------
+    budget : ProcessBudget, optional
+        Tokens to draw on, one per live worker. Default: :func:`default_budget`
+        (the budget of the process tree this process runs in, if any).
+    start_method : {"forkserver", "spawn", "fork"}, optional
+        How workers are started. Default: :func:`default_start_method`.
+
+    Notes
+    -----
+    Tasks and results travel by cloudpickle, so lambdas, closures and local
+    classes work; a task that runs inline is not pickled at all. A task may submit
+    tasks to the pool running it with :func:`worker_submit`; they run in parallel
+    when a worker or token is free and inline otherwise, so recursion never
+    deadlocks, at any budget. A worker killed mid-task fails its task with
+    :class:`~shmforest.errors.WorkerCrashedError`; the pool starts another when
+    needed. Workers exit when the owner dies; Ctrl-C in the owner, inside a
+    ``with`` block or uncaught, terminates every worker.
+
+    Examples
+    --------
+    >>> with WorkerPool(ProcessBudget(2)) as pool:      # doctest: +SKIP
+    ...     pool.submit(lambda x: x * x, 7).result()
+    49
+    """
+
+    def __init__(self, budget: ProcessBudget | None = None, *, start_method: str | None = None) -> None:
+        if budget is not None and not isinstance(budget, ProcessBudget):
+            raise TypeError(f"budget must be a ProcessBudget, got {type(budget).__name__}")
+        self._depth = check_nesting_depth()
+        method = default_start_method() if start_method is None else check_start_method(start_method, "start_method")
+        self._budget = budget if budget is not None else default_budget()
+        self._state = _PoolState(self._budget, mp.get_context(method), self._depth + 1)
+        weakref.finalize(self, self._state.shutdown, False, False)
+
+    @property
+    def budget(self) -> ProcessBudget:
+        """The budget this pool's workers hold tokens of."""
+        return self._budget
+
+    @property
+    def start_method(self) -> str:
+        return self._state.ctx.get_start_method()
+
+    @property
+    def max_workers(self) -> int:
+        """The most workers the pool may ever run: its budget's size."""
+        return self._budget.size
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the pool's live workers."""
+        with self._state.lock:
+            return [w.pid for w in self._state.workers if w.pid and not w.dead]
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> cf.Future[T]:
+        """Schedule ``fn(*args, **kwargs)``; return its Future.
+
+        It goes to an idle worker, else to a new worker if a token is free, else it
+        waits for one of the pool's workers; a pool that has no worker and gets no
+        token runs it inline, here, so nothing ever waits on tokens that will not come.
+
+        Raises
+        ------
+        RuntimeError
+            The pool was shut down.
+        """
+        return self._state.submit(self, fn, args, kwargs, nested=False)
+
+    def submit_nested(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> cf.Future[T]:
+        """Like :meth:`submit` but never waits: an idle worker, a new worker, or inline now."""
+        return self._state.submit(self, fn, args, kwargs, nested=True)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Finish, then stop the workers and give their tokens back.
+
+        Parameters
+        ----------
+        wait : bool, default True
+            Return only once every task is done and every worker has exited.
+        cancel_futures : bool, default False
+            Cancel tasks that have not started.
+        """
+        self._state.shutdown(wait, cancel_futures)
+
+    def terminate(self) -> None:
+        """Stop now: cancel what has not started, kill the workers, fail what they ran."""
+        self._state.terminate()
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        if exc_type is not None and not issubclass(exc_type, Exception):
+            self.terminate()  # Ctrl-C: do not wait for tasks the user gave up on
+        else:
+            self.shutdown(wait=True)
+
+    def __reduce__(self) -> Any:
+        raise TypeError("a WorkerPool cannot be sent to another process; inside a task use worker_submit()")
+
+    def __repr__(self) -> str:
+        s = self._state
+        state = "shut down" if s.closing else f"{len(s.workers)} workers"
+        return f"<WorkerPool {state}, budget={self._budget.name} size={self._budget.size}, {self.start_method}>"
+
+
