@@ -23,7 +23,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar, TypeVar
 
-__all__ = ["Executor", "current_executor", "in_task", "run_in_task", "completed_future"]
+from shmforest.budget import ProcessBudget, default_budget
+
+__all__ = ["Executor", "current_executor", "in_task", "run_in_task", "completed_future", "resolve_budget"]
 
 T = TypeVar("T")
 
@@ -63,6 +65,14 @@ class Executor(cf.Executor):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} max_workers={self.max_workers}>"
+
+    def __copy__(self) -> Executor:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Executor:
+        # An executor is a handle on running workers: copying an estimator that
+        # holds one (sklearn.base.clone deep-copies parameters) must share it.
+        return self
 
 
 def current_executor() -> Executor:
@@ -108,3 +118,27 @@ def completed_future(fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[s
     else:
         future.set_result(result)
     return future
+
+
+def resolve_budget(max_workers: int | None, budget: ProcessBudget | None) -> tuple[ProcessBudget, bool]:
+    """The budget an executor draws on, and whether the executor must close it.
+
+    In order: the ``budget`` given; the budget this process runs under (inside a
+    worker, ``max_workers`` cannot widen the tree's budget, as a sub-make's ``-j``
+    cannot); a new budget of ``max_workers`` tokens; the process-wide default.
+    """
+    if max_workers is not None:
+        if isinstance(max_workers, bool) or not isinstance(max_workers, int):
+            raise TypeError(f"max_workers must be a positive int or None, got {type(max_workers).__name__}")
+        if max_workers < 1:
+            raise ValueError(f"max_workers must be a positive int or None, got {max_workers}")
+    if budget is not None:
+        if not isinstance(budget, ProcessBudget):
+            raise TypeError(f"budget must be a ProcessBudget or None, got {type(budget).__name__}")
+        return budget, False
+    inherited = ProcessBudget.from_environment()
+    if inherited is not None:
+        return inherited, True
+    if max_workers is not None:
+        return ProcessBudget(max_workers, inherit=False), True
+    return default_budget(), False

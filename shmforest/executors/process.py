@@ -1,0 +1,149 @@
+"""``process``: tasks run in budgeted worker processes; arguments pickled per task.
+
+The baseline people use today (``multiprocessing.Pool``, ``ProcessPoolExecutor``):
+each task's arguments are serialised (cloudpickle, so lambdas and closures work)
+and sent to a worker, every time. It runs on the same :class:`~shmforest.pool.WorkerPool`
+as ``shm``, so the two differ only in how data travels.
+
+Inside a task, :func:`~shmforest.executors.current_executor` is a stand-in for
+the executor, living in the worker: its ``submit`` goes back to the owning pool
+(:func:`~shmforest.pool.worker_submit`), which runs the task on another worker
+when a token is free, or tells the submitter to run it in place.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+from collections.abc import Callable
+from typing import Any, ClassVar, TypeVar
+
+from shmforest.budget import ProcessBudget
+from shmforest.executors.base import _CURRENT, Executor, resolve_budget, run_in_task
+from shmforest.pool import WorkerPool, worker_submit
+
+__all__ = ["ProcessExecutor", "PoolExecutor"]
+
+T = TypeVar("T")
+
+
+def _run_task(executor: Executor, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+    """What every pool task runs: ``fn`` with ``executor`` as the current executor."""
+    return run_in_task(executor, fn, executor._resolve_args(args), executor._resolve_args(kwargs))
+
+
+class PoolExecutor(Executor):
+    """An executor on a :class:`~shmforest.pool.WorkerPool`; subclasses choose how arguments travel."""
+
+    shares_memory: ClassVar[bool] = False
+    uses_processes: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        *,
+        budget: ProcessBudget | None = None,
+        start_method: str | None = None,
+    ) -> None:
+        self._budget, self._close_budget = resolve_budget(max_workers, budget)
+        self._pool = WorkerPool(self._budget, start_method=start_method)
+        self._closed = False
+        self._in_flight: dict[int, Any] = {}
+
+    @property
+    def budget(self) -> ProcessBudget:
+        """The budget the workers hold tokens of."""
+        return self._budget
+
+    @property
+    def max_workers(self) -> int:
+        return self._budget.size
+
+    @property
+    def start_method(self) -> str:
+        return self._pool.start_method
+
+    def worker_pids(self) -> list[int]:
+        """Process ids of the live workers."""
+        return self._pool.worker_pids()
+
+    # Subclasses rewrite arguments before they travel, and back where they run.
+    def _prepare_args(self, obj: Any) -> Any:
+        return obj
+
+    @staticmethod
+    def _resolve_args(obj: Any) -> Any:
+        return obj
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> cf.Future[T]:
+        if self._closed:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        send = self._pool.submit_nested if _CURRENT.get() is self else self._pool.submit
+        travelling = (self._prepare_args(args), self._prepare_args(kwargs))
+        future = send(_run_task, self, fn, *travelling)
+        if not future.done():
+            # Rewritten arguments may own resources (shm's blocks) that the worker
+            # has yet to attach: keep them until the task is over.
+            key = id(future)
+            self._in_flight[key] = travelling
+            future.add_done_callback(lambda _, key=key: self._in_flight.pop(key, None))
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        first = not self._closed
+        self._closed = True
+        self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+        if first and wait:
+            self._after_shutdown()
+            if self._close_budget:
+                self._budget.close()
+
+    def _after_shutdown(self) -> None:
+        pass
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # What a task receives in a worker: a stand-in that submits back to this pool.
+        return (_InWorker, (type(self), self.max_workers))
+
+
+class _InWorker(Executor):
+    """The executor as seen from inside a task running in a worker process."""
+
+    def __init__(self, cls: type[PoolExecutor], max_workers: int) -> None:
+        self._cls = cls
+        self._max_workers = max_workers
+        self.name = cls.name  # type: ignore[misc]
+        self.shares_memory = cls.shares_memory  # type: ignore[misc]
+        self.uses_processes = cls.uses_processes  # type: ignore[misc]
+
+    @property
+    def max_workers(self) -> int:
+        return self._max_workers
+
+    def _resolve_args(self, obj: Any) -> Any:
+        return self._cls._resolve_args(obj)
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> cf.Future[T]:
+        return worker_submit(_run_task, self, fn, args, kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        pass  # the pool belongs to the process that created the executor
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_InWorker, (self._cls, self._max_workers))
+
+
+class ProcessExecutor(PoolExecutor):
+    """Budgeted worker processes; each task's arguments are pickled and sent.
+
+    Parameters
+    ----------
+    max_workers : int, optional
+        Size of a new budget for this executor; by default the process-wide
+        budget, or the one this process runs under.
+    budget : ProcessBudget, optional
+        Draw workers from this budget.
+    start_method : {"fork", "spawn", "forkserver"}, optional
+        How workers start; default ``SHMFOREST_START_METHOD`` or forkserver.
+    """
+
+    name: ClassVar[str] = "process"

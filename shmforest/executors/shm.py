@@ -1,0 +1,139 @@
+"""``shm``: the budgeted worker pool, with array arguments placed once in shared memory.
+
+::
+
+    submit(fn, X, {"y": y}, [a, b])
+      walk args (tuples, lists, dicts): each numpy array of 64 KiB or more
+        seen before (same object)? ──► reuse its block
+        else ──► SharedArray.copy_of(array), remembered by identity
+      the task carries _Placed(handle) instead of the array (~100 bytes)
+    in the worker: _Placed unpickles as a read-only view of the block (no copy)
+    inline in the caller: _Placed resolves to the same read-only view
+
+One array passed to 1,000 tasks is copied once. Arrays are treated as inputs:
+a block is a snapshot taken at first use, so an array changed in place after it
+was submitted is not re-sent. Blocks are released when the source array is
+garbage collected and every task using it is done, and at shutdown.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import Any, ClassVar
+
+import numpy as np
+
+from shmforest.budget import ProcessBudget
+from shmforest.executors.process import PoolExecutor
+from shmforest.shared import ArrayHandle, SharedArray
+
+__all__ = ["ShmExecutor"]
+
+_NUMERIC = frozenset("biufc")
+
+
+class _Placed:
+    """An array argument, travelling as its shared-memory handle."""
+
+    __slots__ = ("handle", "block")
+
+    def __init__(self, block: SharedArray) -> None:
+        self.block = block  # keeps the block alive while the task holds this
+        self.handle = block.handle
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_attach, (self.handle,))
+
+
+def _attach(handle: ArrayHandle) -> np.ndarray:
+    return handle.attach(writable=False)
+
+
+class ShmExecutor(PoolExecutor):
+    """Budgeted non-daemonic worker processes; arrays in arguments placed once, sent as handles.
+
+    Parameters
+    ----------
+    max_workers : int, optional
+        Size of a new budget for this executor; by default the process-wide
+        budget, or the one this process runs under.
+    budget : ProcessBudget, optional
+        Draw workers from this budget.
+    start_method : {"fork", "spawn", "forkserver"}, optional
+        How workers start; default ``SHMFOREST_START_METHOD`` or forkserver.
+    min_bytes : int, default 65536
+        Arrays smaller than this are pickled with the task (a block costs more).
+    """
+
+    name: ClassVar[str] = "shm"
+    shares_memory: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        *,
+        budget: ProcessBudget | None = None,
+        start_method: str | None = None,
+        min_bytes: int = 1 << 16,
+    ) -> None:
+        if isinstance(min_bytes, bool) or not isinstance(min_bytes, int) or min_bytes < 0:
+            raise ValueError(f"min_bytes must be a non-negative int, got {min_bytes!r}")
+        super().__init__(max_workers, budget=budget, start_method=start_method)
+        self._min_bytes = min_bytes
+        self._placed: dict[int, tuple[weakref.ref[np.ndarray], SharedArray]] = {}
+        self._placed_lock = threading.Lock()
+
+    @property
+    def placed_bytes(self) -> int:
+        """Bytes this executor currently holds in shared memory for its tasks' arguments."""
+        with self._placed_lock:
+            return sum(block.nbytes for _, block in self._placed.values())
+
+    def _place(self, array: np.ndarray) -> _Placed:
+        key = id(array)
+        with self._placed_lock:
+            entry = self._placed.get(key)
+            if entry is not None and entry[0]() is array:
+                return _Placed(entry[1])
+            block = SharedArray.copy_of(array)
+            # Forget the block when the source array goes; in-flight tasks keep it alive.
+            ref = weakref.ref(array, lambda _, key=key: self._forget(key))
+            self._placed[key] = (ref, block)
+            return _Placed(block)
+
+    def _forget(self, key: int) -> None:
+        with self._placed_lock:
+            self._placed.pop(key, None)
+
+    def _prepare_args(self, obj: Any) -> Any:
+        if isinstance(obj, np.ndarray):
+            if obj.dtype.kind in _NUMERIC and obj.dtype.fields is None and obj.nbytes >= self._min_bytes:
+                return self._place(obj)
+            return obj
+        if type(obj) is tuple:
+            return tuple(self._prepare_args(v) for v in obj)
+        if type(obj) is list:
+            return [self._prepare_args(v) for v in obj]
+        if type(obj) is dict:
+            return {k: self._prepare_args(v) for k, v in obj.items()}
+        return obj
+
+    @staticmethod
+    def _resolve_args(obj: Any) -> Any:
+        # Only an inline run sees _Placed objects; in a worker they arrived as views.
+        if isinstance(obj, _Placed):
+            return obj.handle.attach(writable=False)
+        if type(obj) is tuple:
+            return tuple(ShmExecutor._resolve_args(v) for v in obj)
+        if type(obj) is list:
+            return [ShmExecutor._resolve_args(v) for v in obj]
+        if type(obj) is dict:
+            return {k: ShmExecutor._resolve_args(v) for k, v in obj.items()}
+        return obj
+
+    def _after_shutdown(self) -> None:
+        with self._placed_lock:
+            entries, self._placed = list(self._placed.values()), {}
+        for _, block in entries:
+            block.close()
