@@ -1,0 +1,218 @@
+"""Forests and a deep tree on the 75,000 x 20 workload, every executor beside scikit-learn.
+
+The workload of DESIGN.md: ``make_classification(n_samples=100_000, n_features=20,
+n_informative=10, random_state=0)``, a 25% test split (``random_state=0``). In one run,
+with the same parameters throughout:
+
+* 100 trees, fitted with every shmforest executor and with scikit-learn, each at
+  ``n_jobs`` 1 and 2: fit time and test accuracy;
+* one fully grown ``DecisionTreeClassifier``, branch-parallel on each executor with
+  2 workers, against our serial build (and scikit-learn's, for reference);
+* ``predict`` of the 100-tree forests on the 25,000 test rows.
+
+Goals (reported, not asserted: timings belong in benchmarks and shared machines are
+noisy): ``shm`` with 2 workers at or below scikit-learn ``n_jobs=2``'s fit time with
+accuracy within 0.5 points of it; ``shm`` at least 1.8x our serial; the single tree
+branch-parallel at least 1.5x serial; predict no slower than scikit-learn's.
+
+``make bench`` runs it with the other suites; for the README table::
+
+    .venv/bin/python benchmarks/test_bench_forest.py
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+from shmforest.forest import DecisionTreeClassifier, RandomForestClassifier
+
+N_TREES = 100
+TREE_REPEATS = 5  # one deep tree fits in about a second: report the median of a few
+EXECUTORS = ["serial", "thread", "process", "shm"]
+JOBS = [1, 2]
+# (library, executor, n_jobs) for the forests
+FOREST_RUNNERS = [("shmforest", ex, n) for ex in EXECUTORS for n in JOBS] + [("scikit-learn", None, n) for n in JOBS]
+# "+started": an executor instance whose workers are running before the fit is timed,
+# to tell the branch parallelism from the pool's start-up in a one-second fit.
+TREE_RUNNERS = (
+    [("shmforest", "serial", 1)]
+    + [("shmforest", ex, 2) for ex in EXECUTORS[1:]]
+    + [("shmforest", "process+started", 2), ("shmforest", "shm+started", 2), ("scikit-learn", None, 1)]
+)
+
+# Filled as the tests run; the last test reads it for the goals.
+RESULTS: dict[str, dict[tuple[str, str | None, int], dict[str, float]]] = {"forest": {}, "tree": {}}
+
+
+def load_workload() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    from sklearn.datasets import make_classification
+    from sklearn.model_selection import train_test_split
+
+    X, y = make_classification(n_samples=100_000, n_features=20, n_informative=10, random_state=0)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0)
+    return X_train, X_test, y_train, y_test
+
+
+def make_forest(library: str, executor: str | None, n_jobs: int) -> Any:
+    if library == "scikit-learn":
+        from sklearn.ensemble import RandomForestClassifier as SkForest
+
+        return SkForest(N_TREES, n_jobs=n_jobs, random_state=0)
+    return RandomForestClassifier(N_TREES, executor=executor, n_jobs=n_jobs, random_state=0)
+
+
+def make_tree(library: str, executor: str | None, n_jobs: int) -> Any:
+    if library == "scikit-learn":
+        from sklearn.tree import DecisionTreeClassifier as SkTree
+
+        return SkTree(random_state=0)
+    if executor is not None and executor.endswith("+started"):
+        from shmforest.executors import get_executor
+
+        instance = get_executor(executor.removesuffix("+started"), max_workers=n_jobs)
+        list(instance.map(time.sleep, [0.2] * n_jobs))  # every worker up before the clock starts
+        return DecisionTreeClassifier(executor=instance, random_state=0)
+    return DecisionTreeClassifier(executor=executor, n_jobs=n_jobs, random_state=0)
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def measure_fit(
+    make: Callable[..., Any], runner: tuple[str, str | None, int], data: tuple[np.ndarray, ...], repeats: int = 1
+) -> dict[str, Any]:
+    """Fit and predict ``repeats`` times from scratch; the median times (short fits are noisy)."""
+    X_train, X_test, y_train, y_test = data
+    fits, predicts = [], []
+    for _ in range(repeats):
+        model = make(*runner)
+        try:
+            _, fit_s = timed(lambda: model.fit(X_train, y_train))
+            predicted, predict_s = timed(lambda: model.predict(X_test))
+        finally:
+            executor = getattr(model, "executor", None)
+            if executor is not None and not isinstance(executor, str):
+                executor.shutdown()  # an instance we started for this runner
+        fits.append(fit_s)
+        predicts.append(predict_s)
+    return {
+        "fit_s": statistics.median(fits),
+        "predict_s": statistics.median(predicts),
+        "accuracy": float(np.mean(predicted == y_test)),
+        "model": model,
+    }
+
+
+def _label(runner: tuple[str, str | None, int]) -> str:
+    library, executor, n_jobs = runner
+    return f"{library}{'-' + executor if executor else ''}-n_jobs{n_jobs}"
+
+
+@pytest.fixture(scope="module")
+def workload():
+    pytest.importorskip("sklearn")
+    return load_workload()
+
+
+@pytest.mark.parametrize("runner", FOREST_RUNNERS, ids=[_label(r) for r in FOREST_RUNNERS])
+def test_forest_fit(benchmark, workload, runner):
+    result = benchmark.pedantic(measure_fit, args=(make_forest, runner, workload), rounds=1, iterations=1)
+    model = result.pop("model")
+    if runner in (("shmforest", "shm", 2), ("scikit-learn", None, 2)):
+        # Predict measured again on its own, warm, for the predict goal.
+        _, result["predict_again_s"] = timed(lambda: model.predict(workload[1]))
+    RESULTS["forest"][runner] = result
+    benchmark.extra_info.update(result)
+
+
+@pytest.mark.parametrize("runner", TREE_RUNNERS, ids=[_label(r) for r in TREE_RUNNERS])
+def test_deep_tree_fit(benchmark, workload, runner):
+    result = benchmark.pedantic(measure_fit, args=(make_tree, runner, workload, TREE_REPEATS), rounds=1, iterations=1)
+    model = result.pop("model")
+    tree = model.tree_
+    result["nodes"] = int(tree.node_count)
+    result["depth"] = int(tree.max_depth)
+    RESULTS["tree"][runner] = result
+    benchmark.extra_info.update(result)
+
+
+def goals() -> list[tuple[str, str, bool | None]]:
+    """Each goal: what it is, the measured figures, and whether it was met (None: not measured)."""
+    forest, tree = RESULTS["forest"], RESULTS["tree"]
+    shm2, sk2 = forest.get(("shmforest", "shm", 2)), forest.get(("scikit-learn", None, 2))
+    serial = forest.get(("shmforest", "serial", 1))
+    out: list[tuple[str, str, bool | None]] = []
+    if shm2 and sk2:
+        out.append(("shm 2 workers fit <= scikit-learn n_jobs=2",
+                    f"{shm2['fit_s']:.2f} s vs {sk2['fit_s']:.2f} s", shm2["fit_s"] <= sk2["fit_s"]))
+        gap = 100 * (shm2["accuracy"] - sk2["accuracy"])
+        out.append(("accuracy within 0.5 points of scikit-learn n_jobs=2",
+                    f"{shm2['accuracy']:.4f} vs {sk2['accuracy']:.4f} ({gap:+.2f} points)", abs(gap) <= 0.5))
+        ours_p = shm2.get("predict_again_s", shm2["predict_s"])
+        theirs_p = sk2.get("predict_again_s", sk2["predict_s"])
+        out.append(("predict 25,000 rows no slower than scikit-learn",
+                    f"{ours_p:.3f} s vs {theirs_p:.3f} s", ours_p <= theirs_p))
+    if shm2 and serial:
+        speedup = serial["fit_s"] / shm2["fit_s"]
+        out.append(("shm 2 workers >= 1.8x our serial", f"{speedup:.2f}x", speedup >= 1.8))
+    tree_serial = tree.get(("shmforest", "serial", 1))
+    for executor, note in (("shm", ""), ("shm+started", ", workers already running")):
+        tree_shm = tree.get(("shmforest", executor, 2))
+        if tree_serial and tree_shm:
+            speedup = tree_serial["fit_s"] / tree_shm["fit_s"]
+            out.append((f"single tree branch-parallel (shm, 2{note}) >= 1.5x serial", f"{speedup:.2f}x", speedup >= 1.5))
+    return out
+
+
+def report() -> str:
+    lines = ["| what | runner | fit | predict 25,000 rows | test accuracy |", "|---|---|---|---|---|"]
+    for kind, title in (("forest", f"{N_TREES} trees"), ("tree", "one deep tree")):
+        for runner, r in RESULTS[kind].items():
+            lines.append(
+                f"| {title} | {_label(runner)} | {r['fit_s']:.2f} s | {r['predict_s']:.3f} s | {r['accuracy']:.4f} |"
+            )
+    lines += ["", "| goal | measured | met |", "|---|---|---|"]
+    for what, figures, met in goals():
+        lines.append(f"| {what} | {figures} | {'yes' if met else 'NO'} |")
+    return "\n".join(lines)
+
+
+def test_goals_report(benchmark, capsys):
+    """Print the side-by-side table and the goals; needs the fits above in the same run."""
+    if not RESULTS["forest"]:
+        pytest.skip("run the whole module: the goals compare its fits")
+    table = benchmark.pedantic(report, rounds=1, iterations=1)
+    benchmark.extra_info["goals"] = {what: {"measured": fig, "met": met} for what, fig, met in goals()}
+    with capsys.disabled():
+        print("\n" + table)
+
+
+def main() -> None:
+    data = load_workload()
+    for runner in FOREST_RUNNERS:
+        result = measure_fit(make_forest, runner, data)
+        model = result.pop("model")
+        if runner in (("shmforest", "shm", 2), ("scikit-learn", None, 2)):
+            _, result["predict_again_s"] = timed(lambda: model.predict(data[1]))
+        RESULTS["forest"][runner] = result
+        print(_label(runner), {k: round(v, 4) for k, v in result.items()}, flush=True)
+    for runner in TREE_RUNNERS:
+        result = measure_fit(make_tree, runner, data, TREE_REPEATS)
+        tree = result.pop("model").tree_
+        result.update(nodes=int(tree.node_count), depth=int(tree.max_depth))
+        RESULTS["tree"][runner] = result
+        print(_label(runner), {k: round(v, 4) for k, v in result.items()}, flush=True)
+    print(report())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,309 @@
+"""Training a batch of tree models on one placed dataset, under one executor.
+
+::
+
+    parent                                               executor (one budget)
+    ------                                               ---------------------
+    check X, y, sample_weight once
+    each model: check params, draw per-tree seeds  (a model's plan)
+    Binner: X -> uint8 codes, once  (big X: groups of features binned as tasks)
+    SharedDataset(Xb, thresholds, y[, w][, X])  ----->   _fit_tree(dataset, params, seed, ...)
+      (one per target kind; pickles as handles)            bootstrap counts from the seed
+                                                            TreeBuilder(params).build(...)
+                                                            out-of-bag predictions, if asked
+    results in submission order  <------------------     (Tree, oob) per task
+    each model assembles its fitted attributes
+    close the dataset (also on error), shut down the executor if we made it
+
+Everything random is decided by the per-tree seeds drawn in the parent, so the
+executor, its budget and the order tasks finish in cannot change a result.
+Out-of-bag predictions are made inside the task that built the tree, from the real
+feature values (``X`` is placed only when some model asks for ``oob_score``); trees
+kept by ``warm_start`` get their out-of-bag predictions from :func:`_oob_predict` tasks.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from shmforest._progress import ProgressBar
+from shmforest._validation import (
+    check_sample_weight,
+    check_X,
+    check_y_classification,
+    check_y_regression,
+    feature_names_of,
+    resolve_n_jobs,
+)
+from shmforest.errors import ExecutorNotFoundError
+from shmforest.executors.registry import get_executor
+from shmforest.shared import SharedDataset
+from shmforest.tree.binning import Binner
+from shmforest.tree.builder import TreeBuilder, TreeParams
+from shmforest.tree.tree import Tree
+
+__all__ = ["Targets", "TreePlan", "fit_models", "resolve_executor", "bootstrap_counts"]
+
+# Bootstrap draws use their own stream of the tree's seed, apart from the builder's.
+_BOOTSTRAP_STREAM = 0xB0075
+DEFAULT_EXECUTOR = "shm"
+#: Below this many values of X, binning runs in the parent: tasks would cost more than they save.
+PARALLEL_BINNING_CELLS = 100_000
+
+
+# --------------------------------------------------------------------------- tasks
+
+
+def bootstrap_counts(seed: int, n_samples: int, n_draws: int) -> np.ndarray:
+    """How many times each sample is drawn into the bootstrap sample of the tree seeded ``seed``."""
+    rng = np.random.default_rng([_BOOTSTRAP_STREAM, seed])
+    draws = rng.integers(0, n_samples, size=n_draws)
+    return np.bincount(draws, minlength=n_samples).astype(np.int32)
+
+
+def _bin_features(source: SharedDataset, columns: np.ndarray, max_bins: int) -> np.ndarray:
+    """Bin the features ``columns`` of ``source["X"]``: codes into the shared ``Xb``, thresholds back."""
+    X = source["X"][:, columns]
+    binner = Binner(max_bins=max_bins).fit(X, source["w"] if "w" in source else None)
+    source.view("Xb", writable=True)[:, columns] = binner.transform(X)
+    return binner.thresholds_
+
+
+def _fit_tree(
+    data: SharedDataset,
+    params: TreeParams,
+    seed: int,
+    bootstrap: bool,
+    n_draws: int,
+    parallel: bool = False,
+    oob: bool = False,
+) -> tuple[Tree, tuple[np.ndarray, np.ndarray] | None]:
+    """Build one tree; with ``oob``, also its predictions for the samples its bootstrap left out."""
+    counts = bootstrap_counts(seed, data["Xb"].shape[0], n_draws) if bootstrap else None
+    tree = TreeBuilder(params).build(data, seed, sample_counts=counts, parallel=parallel)
+    if oob and counts is not None:
+        rows = np.flatnonzero(counts == 0)
+        return tree, (rows.astype(np.int32), tree.predict(data["X"][rows]))
+    return tree, None
+
+
+def _oob_predict(data: SharedDataset, tree: Tree, seed: int, n_draws: int) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-bag predictions of a tree built earlier (kept by ``warm_start``)."""
+    counts = bootstrap_counts(seed, data["X"].shape[0], n_draws)
+    rows = np.flatnonzero(counts == 0)
+    return rows.astype(np.int32), tree.predict(data["X"][rows])
+
+
+# --------------------------------------------------------------------------- executors
+
+
+def resolve_executor(executor: Any, n_jobs: Any) -> tuple[cf.Executor, bool]:
+    """The executor to run on, and whether we created it (and so shut it down).
+
+    A name is looked up in the registry and sized by ``n_jobs``; an instance is
+    used as it is (``n_jobs`` does not apply to it).
+    """
+    max_workers = resolve_n_jobs(n_jobs)
+    if isinstance(executor, cf.Executor):
+        return executor, False
+    if not isinstance(executor, str):
+        raise TypeError(
+            f"executor must be a registered executor name (str, e.g. 'shm', 'serial') or an "
+            f"Executor instance; got {executor!r} ({type(executor).__name__})"
+        )
+    return _executor_by_name(executor, max_workers), True
+
+
+def _executor_by_name(name: str, max_workers: int | None) -> cf.Executor:
+    try:
+        return get_executor(name, max_workers=max_workers)
+    except ExecutorNotFoundError as exc:
+        raise ValueError(f"executor={name!r} is not a registered executor: {exc}") from exc
+
+
+# --------------------------------------------------------------------------- plans
+
+
+@dataclass
+class Targets:
+    """``y`` checked once for every model of a batch."""
+
+    n_samples: int
+    n_features: int
+    feature_names: np.ndarray | None
+    classes: np.ndarray | None = None  # classification: the sorted labels
+    codes: np.ndarray | None = None  # classification: class index per sample, int32
+    values: np.ndarray | None = None  # regression: float64 targets
+    y: Any = None  # as given, for scoring callables
+
+
+@dataclass
+class TreePlan:
+    """What one model asks of a batch fit: the trees to build and how."""
+
+    model: Any
+    params: TreeParams
+    seeds: list[int]
+    bootstrap: bool = False
+    n_draws: int = 0
+    parallel: bool = False
+    oob: bool = False
+    oob_refits: list[tuple[Tree, int]] = field(default_factory=list)  # warm-started trees needing oob
+    kept: list[Any] = field(default_factory=list)  # fitted estimators warm_start keeps
+    max_bins: int = 256
+
+    @property
+    def regression(self) -> bool:
+        return self.params.n_classes == 0
+
+
+@dataclass
+class TreeResults:
+    """What came back for one plan, in seed order."""
+
+    trees: list[Tree]
+    oob: list[tuple[np.ndarray, np.ndarray]]  # (rows, value rows) for every tree that has them
+
+
+# --------------------------------------------------------------------------- the batch
+
+
+def fit_models(
+    models: Sequence[Any],
+    X: Any,
+    y: Any,
+    sample_weight: Any = None,
+    *,
+    executor: Any = DEFAULT_EXECUTOR,
+    n_jobs: Any = None,
+    verbose: int = 0,
+    label: str = "",
+) -> None:
+    """Fit every model in ``models`` on ``X, y``: one binning, one placed dataset, one executor.
+
+    Each model supplies ``_plan(targets) -> TreePlan`` (parameters checked, seeds drawn)
+    and ``_assemble(plan, results, targets)`` (fitted attributes set). Models are left
+    untouched if anything fails.
+    """
+    Xa = check_X(X)
+    n_samples, n_features = Xa.shape
+    w = check_sample_weight(sample_weight, n_samples)
+    targets = Targets(n_samples, n_features, feature_names_of(X), y=y)
+    if any(getattr(m, "_estimator_kind", None) == "classifier" for m in models):
+        targets.classes, targets.codes = check_y_classification(y, n_samples)
+    if any(getattr(m, "_estimator_kind", None) == "regressor" for m in models):
+        targets.values = check_y_regression(y, n_samples)
+    plans: list[TreePlan] = [m._plan(targets) for m in models]
+    bins = sorted({p.max_bins for p in plans})
+    if len(bins) > 1:
+        raise ValueError(f"models fitted together must share max_bins (X is binned once); got max_bins values {bins}")
+    pool, owned = resolve_executor(executor, n_jobs)
+    try:
+        thresholds, Xb = _bin(Xa, w, bins[0] if bins else 256, pool)
+        with ExitStack() as placed:
+            datasets: dict[bool, SharedDataset] = {}
+            for regression in sorted({p.regression for p in plans}):
+                arrays: dict[str, np.ndarray] = {"Xb": Xb, "thresholds": thresholds}
+                arrays["y"] = targets.values if regression else targets.codes
+                if w is not None:
+                    arrays["w"] = w
+                if any(p.oob and p.regression == regression for p in plans):
+                    arrays["X"] = Xa
+                datasets[regression] = placed.enter_context(SharedDataset(arrays))
+            results = _run(plans, datasets, pool, verbose, label)
+    finally:
+        if owned:
+            pool.shutdown(wait=True, cancel_futures=True)
+    for plan, result in zip(plans, results):
+        plan.model._assemble(plan, result, targets)
+
+
+def _gather(futures: list[cf.Future[Any]]) -> list[Any]:
+    """Results in submission order; on the first failure, cancel the rest, wait for them, raise.
+
+    Waiting matters: the tasks read a dataset that is closed once this returns.
+    """
+    try:
+        done, _ = cf.wait(futures, return_when=cf.FIRST_EXCEPTION)
+        for future in futures:  # the first failure in submission order, for a stable error
+            if future in done and future.exception() is not None:
+                raise future.exception()  # type: ignore[misc]
+        return [f.result() for f in futures]
+    except BaseException:
+        _abandon(futures)
+        raise
+
+
+def _abandon(futures: list[cf.Future[Any]]) -> None:
+    for future in futures:
+        future.cancel()
+    cf.wait(futures)
+
+
+def _bin(Xa: np.ndarray, w: np.ndarray | None, max_bins: int, pool: cf.Executor) -> tuple[np.ndarray, np.ndarray]:
+    """Thresholds and uint8 codes of every feature; groups of features binned as tasks on big data.
+
+    Each feature's bins depend on that feature alone, so how features are grouped
+    into tasks cannot change a bit of the result.
+    """
+    workers = getattr(pool, "max_workers", getattr(pool, "_max_workers", 1))
+    n_samples, n_features = Xa.shape
+    if workers < 2 or n_features < 2 or n_samples * n_features < PARALLEL_BINNING_CELLS:
+        binner = Binner(max_bins=max_bins).fit(Xa, w)
+        return binner.thresholds_, binner.transform(Xa)
+    groups = np.array_split(np.arange(n_features), min(n_features, 2 * workers))
+    arrays = {"X": Xa, "Xb": np.zeros(Xa.shape, dtype=np.uint8)}
+    if w is not None:
+        arrays["w"] = w
+    with SharedDataset(arrays) as source:
+        futures = []
+        try:
+            for columns in groups:
+                futures.append(pool.submit(_bin_features, source, columns, max_bins))
+        except BaseException:
+            _abandon(futures)
+            raise
+        thresholds = np.vstack(_gather(futures))
+        return thresholds, np.array(source["Xb"])
+
+
+def _run(
+    plans: list[TreePlan], datasets: dict[bool, SharedDataset], pool: cf.Executor, verbose: int, label: str
+) -> list[TreeResults]:
+    tasks: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
+    for plan in plans:
+        data = datasets[plan.regression]
+        for seed in plan.seeds:
+            tasks.append((_fit_tree, (data, plan.params, seed, plan.bootstrap, plan.n_draws, plan.parallel, plan.oob)))
+        for tree, seed in plan.oob_refits:
+            tasks.append((_oob_predict, (data, tree, seed, plan.n_draws)))
+    bar = ProgressBar(len(tasks), label or "fitting trees") if verbose else None
+    futures: list[cf.Future[Any]] = []
+    try:
+        try:
+            for fn, args in tasks:
+                future = pool.submit(fn, *args)
+                if bar is not None:
+                    future.add_done_callback(lambda _f: bar.advance())
+                futures.append(future)
+        except BaseException:
+            _abandon(futures)
+            raise
+        outputs = _gather(futures)
+    finally:
+        if bar is not None:
+            bar.close()
+    results = []
+    it = iter(outputs)
+    for plan in plans:
+        built = [next(it) for _ in plan.seeds]
+        refits = [next(it) for _ in plan.oob_refits]
+        oob = [o for _, o in built if o is not None]
+        results.append(TreeResults(trees=[t for t, _ in built], oob=refits + oob))
+    return results

@@ -1,0 +1,33 @@
+"""Tree building: binning, criteria, the level-wise builder and the flat-array Tree.
+
+=============  ==============================================================
+binning        :class:`Binner`: features to ``uint8`` quantile codes, once per fit
+criterion      gini, entropy, squared_error, vectorized over histograms
+splitter       best splits of many nodes at once (dense histograms, sorted runs)
+seeding        random draws from the tree's seed and each node's position
+growth         level-wise and best-first growth; subtrees as executor tasks
+records        node records and their canonical breadth-first numbering
+builder        :class:`TreeParams`, :class:`TreeBuilder`: the one entry point
+tree           :class:`Tree` (flat arrays), :func:`predict_forest`
+=============  ==============================================================
+"""
+
+from __future__ import annotations
+
+from shmforest.tree.binning import MAX_BINS, Binner
+from shmforest.tree.builder import TreeBuilder, TreeParams
+from shmforest.tree.criterion import CRITERIA, Criterion, get_criterion
+from shmforest.tree.tree import Tree, apply_forest, predict_forest
+
+__all__ = [
+    "CRITERIA",
+    "MAX_BINS",
+    "Binner",
+    "Criterion",
+    "Tree",
+    "TreeBuilder",
+    "TreeParams",
+    "apply_forest",
+    "get_criterion",
+    "predict_forest",
+]

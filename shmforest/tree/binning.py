@@ -1,0 +1,162 @@
+"""Per-feature quantile bins: real-valued features to ``uint8`` codes, once per fit.
+
+The tree builder never looks at real values: it histograms small integer codes.
+A feature gets at most ``max_bins`` bins, cut at (weighted) quantiles of its
+distinct values, and one bin per distinct value when it has few enough, so such
+features are split exactly as an exhaustive search would split them.
+
+Codes and thresholds agree by construction: ``code <= c`` exactly when
+``x <= thresholds_[f, c]``, because :meth:`Binner.transform` *defines* the code as
+the number of thresholds below ``x``. That is what lets a fitted tree keep real
+thresholds and predict on raw ``X`` with no binning.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["Binner", "MAX_BINS"]
+
+#: The most bins a ``uint8`` code can tell apart.
+MAX_BINS = 256
+
+
+class Binner:
+    """Quantile binning of each feature into at most ``max_bins`` ``uint8`` codes.
+
+    Parameters
+    ----------
+    max_bins : int, default 256
+        Bins per feature, 2 to 256.
+
+    Attributes
+    ----------
+    n_bins_ : ndarray of shape (n_features,)
+        Bins used per feature (at most ``max_bins``; the number of distinct
+        values when that is smaller).
+    thresholds_ : ndarray of shape (n_features, max_bins - 1), float64
+        ``thresholds_[f, c]`` separates bin ``c`` from bin ``c + 1`` of feature
+        ``f``: the midpoint between the largest value of bin ``c`` and the smallest
+        of bin ``c + 1``. Rows are padded with ``+inf`` past ``n_bins_[f] - 1``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> b = Binner().fit(np.array([[0.0], [1.0], [1.0], [5.0]]))
+    >>> b.n_bins_.tolist(), b.thresholds_[0, :2].tolist()
+    ([3], [0.5, 3.0])
+    >>> b.transform(np.array([[-1.0], [0.5], [2.0], [9.0]])).ravel().tolist()
+    [0, 0, 1, 2]
+    """
+
+    n_bins_: np.ndarray
+    thresholds_: np.ndarray
+
+    def __init__(self, max_bins: int = MAX_BINS) -> None:
+        self.max_bins = max_bins
+
+    def fit(self, X: np.ndarray, sample_weight: np.ndarray | None = None) -> Binner:
+        """Find each feature's bin thresholds.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Finite real values.
+        sample_weight : array-like of shape (n_samples,), optional
+            Weights for the quantiles; samples of weight 0 do not place cuts.
+
+        Returns
+        -------
+        Binner
+            ``self``.
+        """
+        if not isinstance(self.max_bins, (int, np.integer)) or not 2 <= self.max_bins <= MAX_BINS:
+            raise ValueError(f"max_bins must be an int in [2, {MAX_BINS}], got {self.max_bins!r}")
+        X = _as_2d_float(X, "X")
+        n_samples, n_features = X.shape
+        if n_samples == 0:
+            raise ValueError("X has no samples; Binner needs at least one")
+        w = None
+        if sample_weight is not None:
+            w = np.asarray(sample_weight, dtype=np.float64).ravel()
+            if w.shape[0] != n_samples:
+                raise ValueError(f"sample_weight has {w.shape[0]} entries; X has {n_samples} samples")
+            if not np.all(np.isfinite(w)) or np.any(w < 0):
+                raise ValueError("sample_weight must hold finite, non-negative values")
+        thresholds = np.full((n_features, self.max_bins - 1), np.inf)
+        n_bins = np.empty(n_features, dtype=np.int32)
+        for f in range(n_features):
+            cuts = _feature_thresholds(X[:, f], w, self.max_bins)
+            thresholds[f, : cuts.size] = cuts
+            n_bins[f] = cuts.size + 1
+        self.thresholds_ = thresholds
+        self.n_bins_ = n_bins
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """Codes of ``X``: ``uint8`` of shape (n_samples, n_features), C order.
+
+        C (row-major) order because the builder reads a few randomly drawn
+        features of each sample of a node: they then sit in one cache line.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of uint8
+            ``codes[i, f]`` is the number of ``thresholds_[f]`` below ``X[i, f]``.
+        """
+        if not hasattr(self, "thresholds_"):
+            raise RuntimeError("this Binner is not fitted yet; call fit(X) first")
+        X = _as_2d_float(X, "X")
+        if X.shape[1] != self.n_bins_.size:
+            raise ValueError(f"X has {X.shape[1]} features; the Binner was fitted on {self.n_bins_.size}")
+        codes = np.empty(X.shape, dtype=np.uint8)
+        for f in range(X.shape[1]):
+            cuts = self.thresholds_[f, : self.n_bins_[f] - 1]
+            # side="left": x equal to a threshold lands at or below it, as "x <= t" does.
+            codes[:, f] = np.searchsorted(cuts, X[:, f], side="left")
+        return codes
+
+    def fit_transform(self, X: np.ndarray, sample_weight: np.ndarray | None = None) -> np.ndarray:
+        """:meth:`fit`, then :meth:`transform` of the same ``X``."""
+        return self.fit(X, sample_weight).transform(X)
+
+
+def _as_2d_float(X: np.ndarray, name: str) -> np.ndarray:
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be 2-dimensional (n_samples, n_features), got shape {X.shape}")
+    if not np.all(np.isfinite(X)):
+        raise ValueError(f"{name} holds NaN or infinite values; shmforest needs finite features")
+    return X
+
+
+def _feature_thresholds(x: np.ndarray, w: np.ndarray | None, max_bins: int) -> np.ndarray:
+    """Cut points of one feature: midpoints between chosen consecutive distinct values."""
+    if w is not None:
+        keep = w > 0
+        if keep.any():
+            x, w = x[keep], w[keep]
+        if np.all(w == w[0]):
+            w = None  # uniform weights place the same cuts as none
+    if w is None:
+        xs = np.sort(x)
+    else:
+        order = np.argsort(x, kind="stable")
+        xs, ws = x[order], w[order]
+    # Last position of each distinct value in the sorted column.
+    ends = np.append(np.flatnonzero(xs[1:] != xs[:-1]), xs.size - 1)
+    values = xs[ends]
+    if values.size <= max_bins:
+        upper = np.arange(values.size - 1)  # one bin per distinct value
+    else:
+        cum = (ends + 1).astype(np.float64) if w is None else np.cumsum(ws)[ends]
+        targets = cum[-1] * np.arange(1, max_bins) / max_bins
+        # The distinct value at which each quantile is reached closes its bin.
+        upper = np.unique(np.minimum(np.searchsorted(cum, targets, side="left"), values.size - 2))
+    lo, hi = values[upper], values[upper + 1]
+    # 0.5*a + 0.5*b cannot overflow and, rounded to nearest, stays within [a, b].
+    return np.clip(0.5 * lo + 0.5 * hi, lo, hi)

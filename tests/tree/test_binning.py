@@ -1,0 +1,109 @@
+"""Binner: exact bins for few distinct values, quantile bins otherwise, codes that agree with thresholds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from shmforest.tree import MAX_BINS, Binner
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+def test_few_distinct_values_get_one_bin_each(rng):
+    values = np.array([-3.0, 0.0, 0.5, 7.0, 100.0])
+    x = rng.choice(values, size=(500, 1))
+    b = Binner().fit(x)
+    assert b.n_bins_.tolist() == [5]
+    # Cuts sit midway between consecutive distinct values.
+    assert b.thresholds_[0, :4].tolist() == [-1.5, 0.25, 3.75, 53.5]
+    assert np.all(np.isinf(b.thresholds_[0, 4:]))
+    codes = b.transform(x)
+    assert np.array_equal(codes[:, 0], np.searchsorted(values, x[:, 0]))
+
+
+def test_many_values_get_quantile_bins(rng):
+    x = rng.normal(size=(20_000, 2))
+    b = Binner().fit(x)
+    assert b.n_bins_.tolist() == [MAX_BINS, MAX_BINS]
+    counts = np.bincount(b.transform(x)[:, 0], minlength=MAX_BINS)
+    # Quantile cuts: every bin holds about n / 256 samples.
+    assert counts.min() > 0.8 * x.shape[0] / MAX_BINS
+    assert counts.max() < 1.2 * x.shape[0] / MAX_BINS
+
+
+@pytest.mark.parametrize("max_bins", [2, 7, 64, 256])
+def test_codes_agree_with_thresholds(rng, max_bins):
+    # Heavy ties and a long tail, so quantiles fall on repeated values.
+    x = np.column_stack([rng.integers(0, 40, 3000).astype(float), rng.exponential(size=3000), np.zeros(3000)])
+    b = Binner(max_bins).fit(x)
+    codes = b.transform(x)
+    assert codes.dtype == np.uint8 and codes.flags.c_contiguous
+    assert np.all(b.n_bins_ <= max_bins)
+    for f in range(x.shape[1]):
+        assert codes[:, f].max() < b.n_bins_[f]
+        for c in range(b.n_bins_[f] - 1):
+            assert np.array_equal(codes[:, f] <= c, x[:, f] <= b.thresholds_[f, c])
+
+
+def test_constant_feature_has_one_bin():
+    b = Binner().fit(np.full((10, 1), 3.0))
+    assert b.n_bins_.tolist() == [1]
+    assert np.all(b.transform(np.array([[-1.0], [3.0], [9.0]])) == 0)
+
+
+def test_unseen_values_fall_in_the_end_bins():
+    b = Binner().fit(np.array([[1.0], [2.0], [3.0]]))
+    assert b.transform(np.array([[-50.0], [1.0], [2.9], [50.0]])).ravel().tolist() == [0, 0, 2, 2]
+
+
+def test_sample_weight_moves_the_cuts(rng):
+    x = np.arange(1000, dtype=float)[:, None]
+    w = np.where(x[:, 0] < 100, 100.0, 1.0)
+    plain = Binner(8).fit(x).thresholds_[0, :7]
+    weighted = Binner(8).fit(x, w).thresholds_[0, :7]
+    # Weight piled on the first 100 values pulls most cuts into them.
+    assert (plain < 100).sum() == 0
+    assert (weighted < 100).sum() >= 5
+
+
+def test_zero_weight_samples_place_no_cuts():
+    x = np.array([[0.0], [1.0], [2.0], [50.0]])
+    b = Binner().fit(x, sample_weight=[1.0, 1.0, 1.0, 0.0])
+    assert b.n_bins_.tolist() == [3]
+    assert b.thresholds_[0, :2].tolist() == [0.5, 1.5]
+
+
+def test_fit_transform_is_fit_then_transform(rng):
+    x = rng.normal(size=(300, 3))
+    assert np.array_equal(Binner(16).fit_transform(x), Binner(16).fit(x).transform(x))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "X", "match"),
+    [
+        ({"max_bins": 1}, [[0.0]], "max_bins"),
+        ({"max_bins": 257}, [[0.0]], "max_bins"),
+        ({}, [[np.nan]], "NaN or infinite"),
+        ({}, [0.0, 1.0], "2-dimensional"),
+        ({}, np.empty((0, 2)), "no samples"),
+    ],
+)
+def test_bad_input_raises(kwargs, X, match):
+    with pytest.raises(ValueError, match=match):
+        Binner(**kwargs).fit(np.asarray(X, dtype=float))
+
+
+def test_bad_weights_and_shapes_raise():
+    x = np.zeros((3, 2))
+    with pytest.raises(ValueError, match="sample_weight"):
+        Binner().fit(x, sample_weight=[1.0, -1.0, 1.0])
+    with pytest.raises(ValueError, match="sample_weight has 2"):
+        Binner().fit(x, sample_weight=[1.0, 1.0])
+    with pytest.raises(RuntimeError, match="not fitted"):
+        Binner().transform(x)
+    with pytest.raises(ValueError, match="3 features"):
+        Binner().fit(x).transform(np.zeros((2, 3)))
