@@ -57,18 +57,17 @@ def no_leaks(request):
     left_children = _settle(lambda: {p: c for p, c in _live_children().items() if p not in children_before})
     allowed = segments_before | _process_wide_segments()
     left_segments = _settle(lambda: _our_segments() - allowed)
-    # Clean up so one failure does not cascade into every later test.
+    # End leftover descendants so one failure does not cascade into later tests.
+    # Blocks are reported but not removed: /dev/shm is machine-wide and a block
+    # that appeared during this test may belong to another test run; ours are
+    # swept by the resource tracker when this process exits, and later tests
+    # compare against their own snapshot, so nothing cascades.
     for proc in left_children.values():
         try:
             proc.kill()
         except psutil.NoSuchProcess:
             pass
     psutil.wait_procs(list(left_children.values()), timeout=3)
-    for name in left_segments:
-        try:
-            os.unlink(os.path.join(_SHM_DIR, name))
-        except FileNotFoundError:
-            pass
     problems = []
     if left_children:
         problems.append(f"child processes left running: {sorted(left_children)}")
