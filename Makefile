@@ -12,9 +12,12 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -U pip
 
-# Reinstall when the package metadata changes.
-$(VENV)/.test: $(PY) pyproject.toml
+# Reinstall when the package metadata changes. The dask plugin goes in after
+# shmforest itself, so pip finds its shmforest requirement satisfied by this
+# checkout (never PyPI); its tests run with ours (pyproject.toml testpaths).
+$(VENV)/.test: $(PY) pyproject.toml plugins/shmforest-dask/pyproject.toml
 	$(PIP) install -e '.[test]'
+	$(PIP) install -e ./plugins/shmforest-dask
 	touch $@
 
 $(VENV)/.bench: $(PY) pyproject.toml
@@ -28,7 +31,7 @@ test: $(VENV)/.test
 	$(PY) -m pytest
 
 bench: $(VENV)/.bench
-	$(PY) -m pytest benchmarks --benchmark-enable --benchmark-only -p no:cacheprovider
+	$(PY) -m shmforest bench
 
 clean:
-	rm -rf $(VENV) .benchmarks .pytest_cache build *.egg-info
+	rm -rf $(VENV) .benchmarks .pytest_cache build *.egg-info plugins/*/*.egg-info

@@ -67,12 +67,16 @@ def bootstrap_counts(seed: int, n_samples: int, n_draws: int) -> np.ndarray:
     return np.bincount(draws, minlength=n_samples).astype(np.int32)
 
 
-def _bin_features(source: SharedDataset, columns: np.ndarray, max_bins: int) -> np.ndarray:
-    """Bin the features ``columns`` of ``source["X"]``: codes into the shared ``Xb``, thresholds back."""
+def _bin_features(source: SharedDataset, columns: np.ndarray, max_bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Bin the features ``columns`` of ``source["X"]``: their thresholds and uint8 codes.
+
+    The codes travel back with the result rather than being written into shared
+    memory: a task may run on another machine, where the dataset is a copy (the
+    dask plugin), and uint8 codes are an eighth of the float data anyway.
+    """
     X = source["X"][:, columns]
     binner = Binner(max_bins=max_bins).fit(X, source["w"] if "w" in source else None)
-    source.view("Xb", writable=True)[:, columns] = binner.transform(X)
-    return binner.thresholds_
+    return binner.thresholds_, binner.transform(X)
 
 
 def _fit_tree(
@@ -258,7 +262,7 @@ def _bin(Xa: np.ndarray, w: np.ndarray | None, max_bins: int, pool: cf.Executor)
         binner = Binner(max_bins=max_bins).fit(Xa, w)
         return binner.thresholds_, binner.transform(Xa)
     groups = np.array_split(np.arange(n_features), min(n_features, 2 * workers))
-    arrays = {"X": Xa, "Xb": np.zeros(Xa.shape, dtype=np.uint8)}
+    arrays = {"X": Xa}
     if w is not None:
         arrays["w"] = w
     with SharedDataset(arrays) as source:
@@ -269,8 +273,11 @@ def _bin(Xa: np.ndarray, w: np.ndarray | None, max_bins: int, pool: cf.Executor)
         except BaseException:
             _abandon(futures)
             raise
-        thresholds = np.vstack(_gather(futures))
-        return thresholds, np.array(source["Xb"])
+        results = _gather(futures)
+    codes = np.empty(Xa.shape, dtype=np.uint8)
+    for columns, (_, group_codes) in zip(groups, results):
+        codes[:, columns] = group_codes
+    return np.vstack([thresholds for thresholds, _ in results]), codes
 
 
 def _run(
