@@ -21,6 +21,7 @@ from shmforest.forest import (
     fit_many,
 )
 from shmforest.tree.builder import TreeBuilder
+from shmforest.tree.tree import NODE_ARRAYS
 
 # A warning nobody asked for is a defect here; tests that expect one use pytest.warns.
 pytestmark = pytest.mark.filterwarnings("error::UserWarning")
@@ -28,16 +29,6 @@ pytestmark = pytest.mark.filterwarnings("error::UserWarning")
 ESTIMATORS = [RandomForestClassifier, RandomForestRegressor, DecisionTreeClassifier, DecisionTreeRegressor]
 FORESTS = [RandomForestClassifier, RandomForestRegressor]
 TREES = [DecisionTreeClassifier, DecisionTreeRegressor]
-NODE_ARRAYS = (
-    "children_left",
-    "children_right",
-    "feature",
-    "threshold",
-    "value",
-    "n_node_samples",
-    "weighted_n_node_samples",
-    "impurity",
-)
 
 
 def make_data(n=240, n_features=6, seed=0, noise=0.5):

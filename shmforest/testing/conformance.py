@@ -36,7 +36,7 @@ import pytest
 
 from shmforest.budget import ProcessBudget
 from shmforest.executors.base import Executor, current_executor
-from shmforest.shared import SEGMENT_PREFIX
+from shmforest.testing.leaks import LeakCheck
 from shmforest.testing.monitor import live_workers
 
 __all__ = ["ExecutorConformance"]
@@ -105,13 +105,6 @@ def _max_overlap(intervals: list[tuple[float, float, int]]) -> int:
 
 def _workers() -> set[int]:
     return {p.pid for p in live_workers()}
-
-
-def _segments() -> set[str]:
-    try:
-        return {n for n in os.listdir("/dev/shm") if n.startswith(SEGMENT_PREFIX)}
-    except FileNotFoundError:  # pragma: no cover
-        return set()
 
 
 # --------------------------------------------------------------------------- the kit
@@ -236,13 +229,11 @@ class ExecutorConformance:
 
     # -- nothing left behind ---------------------------------------------
     def test_nothing_leaks_after_shutdown(self, executor, budget):
-        workers_before, segments_before = _workers(), _segments()
+        check = LeakCheck()
         list(executor.map(column_sums, [np.ones((10, 10))] * 4, [0] * 4, [10] * 4, timeout=RESULT_TIMEOUT))
         executor.submit(binary_recursion, 3).result(timeout=RESULT_TIMEOUT)
         executor.shutdown(wait=True)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and ((_workers() - workers_before) or (_segments() - segments_before)):
-            time.sleep(0.05)
-        assert not (_workers() - workers_before), "worker processes outlived shutdown"
-        assert not (_segments() - segments_before), "shared-memory blocks outlived shutdown"
+        left = check.leftovers()
+        assert not left.processes, "worker processes outlived shutdown"
+        assert not left.segments, "shared-memory blocks outlived shutdown"
         assert budget.available == budget.size, "tokens were not returned"

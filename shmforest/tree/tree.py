@@ -19,12 +19,23 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Tree", "TREE_LEAF", "TREE_UNDEFINED", "predict_forest", "apply_forest"]
+__all__ = [
+    "NODE_ARRAYS",
+    "TREES_PER_GROUP",
+    "TREE_LEAF",
+    "TREE_UNDEFINED",
+    "Tree",
+    "apply_forest",
+    "predict_forest",
+    "sum_tree_values",
+    "tree_groups",
+]
 
 TREE_LEAF = -1
 TREE_UNDEFINED = -2
 
-_ARRAYS = (
+#: The flat per-node arrays a Tree is made of (what it pickles as, what tests compare).
+NODE_ARRAYS = (
     "children_left",
     "children_right",
     "feature",
@@ -93,7 +104,7 @@ class Tree:
         self.impurity = np.asarray(impurity, dtype=np.float64)
         self.n_features = int(n_features)
         n = self.children_left.shape[0]
-        for name in _ARRAYS:
+        for name in NODE_ARRAYS:
             if getattr(self, name).shape[0] != n:
                 raise ValueError(f"{name} has {getattr(self, name).shape[0]} nodes; children_left has {n}")
         if n == 0:
@@ -196,7 +207,7 @@ class Tree:
 
     # -- pickling ------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
-        state = {name: getattr(self, name) for name in _ARRAYS}
+        state = {name: getattr(self, name) for name in NODE_ARRAYS}
         state["n_features"] = self.n_features
         return state
 
@@ -207,7 +218,7 @@ class Tree:
         if not isinstance(other, Tree):
             return NotImplemented
         return self.n_features == other.n_features and all(
-            np.array_equal(getattr(self, n), getattr(other, n), equal_nan=True) for n in _ARRAYS
+            np.array_equal(getattr(self, n), getattr(other, n), equal_nan=True) for n in NODE_ARRAYS
         )
 
     __hash__ = None  # type: ignore[assignment]

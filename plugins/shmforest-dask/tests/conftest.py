@@ -4,97 +4,44 @@ block behind."""
 
 from __future__ import annotations
 
-import os
-import time
-
-import psutil
 import pytest
 from distributed import Client, LocalCluster
-
-from shmforest.shared import SEGMENT_PREFIX
-from shmforest.testing.monitor import live_workers
 from shmforest_dask import start_local_cluster
 
-_SHM_DIR = "/dev/shm"
+from shmforest.shared import SEGMENT_PREFIX
+from shmforest.testing.leaks import SHM_DIR, LeakCheck, settle
+from shmforest.testing.monitor import live_workers
 
 #: Processes of clusters that outlive one test (module fixtures); each is checked when closed.
 KEPT_PIDS: set[int] = set()
 
 
-def segments() -> set[str]:
-    try:
-        return {n for n in os.listdir(_SHM_DIR) if n.startswith(SEGMENT_PREFIX)}
-    except FileNotFoundError:  # pragma: no cover - no /dev/shm
-        return set()
-
-
-def _process_wide_segments() -> set[str]:
-    """The default budget's block lives as long as the test process, by design."""
-    from shmforest import budget
-
-    name = budget.default_budget_segment()
-    return {name} if name else set()
-
-
-def children() -> dict[int, psutil.Process]:
+def children() -> set[int]:
     """Live child processes, multiprocessing's resource tracker and forkserver left out."""
-    return {p.pid: p for p in live_workers()}
-
-
-def settle(check, timeout: float = 10.0):
-    """A closing cluster's processes and blocks take a moment to go; wait, then report."""
-    deadline = time.monotonic() + timeout
-    left = check()
-    while left and time.monotonic() < deadline:
-        time.sleep(0.05)
-        left = check()
-    return left
-
-
-def _clean_up(left_children: dict[int, psutil.Process], left_segments: set[str]) -> None:
-    # So that one failure does not cascade into every later test.
-    for proc in left_children.values():
-        try:
-            proc.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(list(left_children.values()), timeout=3)
-    for name in left_segments:
-        try:
-            os.unlink(os.path.join(_SHM_DIR, name))
-        except FileNotFoundError:
-            pass
+    return {p.pid for p in live_workers()}
 
 
 def _mapped_here() -> set[str]:
     """Our blocks this process maps: held by something still alive in the test (a budget)."""
     try:
         with open("/proc/self/maps") as f:
-            return {line.rsplit("/", 1)[-1].strip() for line in f if f"{_SHM_DIR}/{SEGMENT_PREFIX}" in line}
+            return {line.rsplit("/", 1)[-1].strip() for line in f if f"{SHM_DIR}/{SEGMENT_PREFIX}" in line}
     except OSError:  # pragma: no cover - not Linux
         return set()
 
 
-def assert_nothing_left(children_before: set[int], segments_before: set[str], what: str, *, held_ok: bool = False) -> None:
-    left_children = settle(lambda: {p: c for p, c in children().items() if p not in children_before | KEPT_PIDS})
-    allowed = segments_before | _process_wide_segments()
-    left_segments = settle(lambda: segments() - allowed - (_mapped_here() if held_ok else set()))
-    _clean_up(left_children, left_segments)
-    problems = []
-    if left_children:
-        problems.append(f"child processes left running: {sorted(left_children)}")
-    if left_segments:
-        problems.append(f"shared-memory blocks left in {_SHM_DIR}: {sorted(left_segments)}")
-    if problems:
-        pytest.fail(f"{what} leaked resources: " + "; ".join(problems), pytrace=False)
+def assert_nothing_left(check: LeakCheck, what: str, *, held_ok: bool = False) -> None:
+    left = check.leftovers(10.0, ignore_pids=KEPT_PIDS, ignore_segments=_mapped_here if held_ok else set)
+    if left:
+        pytest.fail(f"{what} leaked resources: " + left.describe(), pytrace=False)
 
 
 @pytest.fixture(autouse=True)
 def no_leaks():
     """Fail any test that leaves a ``shmf_`` block or a child process behind."""
-    segments_before, children_before = segments(), set(children())
+    check = LeakCheck()
     yield
-    assert_nothing_left(children_before, segments_before, "test")
+    assert_nothing_left(check, "test")
 
 
 def start_cluster(n_workers: int = 2, threads_per_worker: int = 1) -> LocalCluster:
@@ -107,10 +54,10 @@ class KeptCluster:
     check, and closing it must leave nothing behind."""
 
     def __init__(self, n_workers: int = 2, threads_per_worker: int = 1) -> None:
-        self.children_before, self.segments_before = set(children()), segments()
+        self.check = LeakCheck()
         self.cluster = start_cluster(n_workers, threads_per_worker)
         self.client = Client(self.cluster, set_as_default=False)
-        self.pids = set(children()) - self.children_before
+        self.pids = children() - self.check.children_before
         KEPT_PIDS.update(self.pids)
         self.n_workers, self.threads_per_worker = n_workers, threads_per_worker
 
@@ -118,13 +65,13 @@ class KeptCluster:
         self.client.close()
         self.cluster.close()
         try:
-            gone = not settle(lambda: self.pids & set(children()))
+            gone = not settle(lambda: self.pids & children())
         finally:
             KEPT_PIDS.difference_update(self.pids)
-        assert gone, f"cluster worker processes outlived the cluster: {sorted(self.pids & set(children()))}"
+        assert gone, f"cluster worker processes outlived the cluster: {sorted(self.pids & children())}"
         # Closed while a test may be setting up (the next shape): blocks this process
         # still maps belong to that test (its budget), not to the cluster.
-        assert_nothing_left(self.children_before, self.segments_before, "closed cluster", held_ok=True)
+        assert_nothing_left(self.check, "closed cluster", held_ok=True)
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+from shmforest_dask import DOMAIN_ENV_VAR, DaskExecutor
 
 from shmforest import (
     DecisionTreeClassifier,
@@ -13,20 +14,10 @@ from shmforest import (
     RandomForestClassifier,
     RandomForestRegressor,
 )
-from shmforest_dask import DOMAIN_ENV_VAR, DaskExecutor
+from shmforest.tree.tree import NODE_ARRAYS
 
 pytestmark = pytest.mark.filterwarnings("error::UserWarning")
 
-NODE_ARRAYS = (
-    "children_left",
-    "children_right",
-    "feature",
-    "threshold",
-    "value",
-    "n_node_samples",
-    "weighted_n_node_samples",
-    "impurity",
-)
 
 
 def make_data(n: int, n_features: int = 10, seed: int = 0):
