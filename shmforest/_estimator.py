@@ -33,7 +33,8 @@ from shmforest._validation import (
 from shmforest.errors import NotFittedError
 from shmforest.executors.registry import get_executor
 from shmforest.tree.builder import TreeParams
-from shmforest.tree.tree import Tree, apply_forest, predict_forest, sum_tree_values, tree_groups
+from shmforest.tree.ensemble import CodedForest
+from shmforest.tree.tree import Tree
 
 __all__ = ["ClassifierMixin", "RegressorMixin", "BaseDecisionTree", "BaseForest", "forest_value", "r2_score"]
 
@@ -383,14 +384,28 @@ class BaseForest(TreeModel):
     def _trees(self) -> list[Tree]:
         return [e.tree_ for e in self.estimators_]
 
+    def _coded_forest(self) -> CodedForest:
+        """The fitted trees on threshold ranks: built at the first predict after a fit, then kept."""
+        trees = self._trees
+        kept = self.__dict__.get("_coded")
+        if kept is None or len(kept.trees) != len(trees) or any(a is not b for a, b in zip(kept.trees, trees)):
+            kept = self.__dict__["_coded"] = CodedForest(trees)
+        return kept
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_coded", None)  # derived from the trees: rebuilt on demand, not pickled
+        return state
+
     def _value(self, X: Any) -> np.ndarray:
         Xa = self._check_X_predict(X)
-        return forest_value(self._trees, Xa, self.n_jobs)
+        return forest_value(self._coded_forest(), Xa, self.n_jobs)
 
     def apply(self, X: Any) -> np.ndarray:
         """The leaf each sample ends in, per tree: shape (n_samples, n_estimators)."""
         Xa = self._check_X_predict(X)
-        return apply_forest(self._trees, Xa).T
+        forest = self._coded_forest()
+        return forest.apply(forest.encode(Xa)).T.astype(np.int64)
 
     @property
     def feature_importances_(self) -> np.ndarray:
@@ -417,27 +432,29 @@ class BaseForest(TreeModel):
 # --------------------------------------------------------------------------- prediction
 
 
-def forest_value(trees: list[Tree], X: np.ndarray, n_jobs: Any = None) -> np.ndarray:
-    """Mean over ``trees`` of the value row each row of ``X`` reaches.
+def forest_value(forest: CodedForest, X: np.ndarray, n_jobs: Any = None) -> np.ndarray:
+    """Mean over the forest's trees of the value row each row of ``X`` reaches.
 
-    With ``n_jobs`` threads (under the process budget), the fixed groups of trees
-    that :func:`~shmforest.tree.tree.predict_forest` sums are shared out among
-    threads, each walking all rows. Splitting by trees rather than rows halves
-    each thread's numpy calls and keeps every call on all rows, so the GIL is
-    released for longer (``benchmarks/test_bench_predict.py``: 0.169 s against
-    0.232 s for row blocks, best of 7, 100 trees, 25,000 rows, 2 threads). Group
-    sums are added in order, so the result is
-    bit-identical to one ``predict_forest`` call.
+    With ``n_jobs`` threads (under the process budget), ``X`` is encoded in row
+    blocks, and then the fixed groups of trees that :meth:`CodedForest.predict`
+    sums are shared out among threads, each walking all rows. Splitting by trees
+    rather than rows halves each thread's numpy calls and keeps every call on all
+    rows, so the GIL is released for longer (``benchmarks/test_bench_predict.py``).
+    Group sums are added in order, so the result is bit-identical to one
+    :meth:`CodedForest.predict` call.
     """
     workers = resolve_n_jobs(n_jobs)
-    groups = tree_groups(trees)
+    groups = forest.groups()
     if workers == 1 or len(groups) < 2 or X.shape[0] < _ROWS_PER_THREAD:
-        return predict_forest(trees, X)
-    X = np.ascontiguousarray(X, dtype=np.float64)
+        return forest.predict(forest.encode(X))
     with get_executor("thread", max_workers=workers) as ex:
-        parts = [ex.submit(sum_tree_values, group, X) for group in groups]
+        codes = np.empty(X.shape, dtype=forest.dtype)
+        bounds = np.linspace(0, X.shape[0], ex.max_workers + 1).astype(int)
+        for done in [ex.submit(forest.encode, X[a:b], out=codes[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]:
+            done.result()
+        parts = [ex.submit(forest.sum_values, codes, start, stop) for start, stop in groups]
         out = parts[0].result()
         for part in parts[1:]:
             out = out + part.result()
-    out /= len(trees)
+    out /= len(forest)
     return out

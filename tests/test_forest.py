@@ -661,7 +661,7 @@ def test_big_data_is_binned_as_tasks_exactly_as_in_one_piece(big_data):
 
 def test_threaded_prediction_is_bit_identical(big_data, monkeypatch):
     import shmforest._estimator as estimator
-    from shmforest.tree.tree import predict_forest
+    from shmforest.tree.ensemble import predict_forest
 
     X, y, _, _ = big_data
     model = small(RandomForestClassifier, n_estimators=12, max_depth=8).fit(X[:3000], y[:3000])
@@ -673,6 +673,7 @@ def test_threaded_prediction_is_bit_identical(big_data, monkeypatch):
     two = model.set_params(n_jobs=2).predict_proba(X)
     assert made == [("thread",)]
     np.testing.assert_array_equal(two, one)
+    np.testing.assert_array_equal(model.set_params(n_jobs=None).predict_proba(X), one)  # the budget's size
     np.testing.assert_array_equal(one, predict_forest([e.tree_ for e in model.estimators_], X))
 
 

@@ -6,30 +6,20 @@ Node ``i`` is internal when ``children_left[i] != -1``; a row goes left when
 breadth first, left before right, which the builder guarantees however the tree
 was grown.
 
-Traversal is vectorized over rows, one depth per step: every row still inside the
-tree takes one step down at once, and rows that reached a leaf drop out.
-:func:`predict_forest` walks the trees of a forest this way and averages their
+Traversal is vectorized over rows, one depth per step (:mod:`shmforest.tree.walk`);
+:mod:`shmforest.tree.ensemble` walks the trees of a forest and averages their
 leaf values.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-__all__ = [
-    "NODE_ARRAYS",
-    "TREES_PER_GROUP",
-    "TREE_LEAF",
-    "TREE_UNDEFINED",
-    "Tree",
-    "apply_forest",
-    "predict_forest",
-    "sum_tree_values",
-    "tree_groups",
-]
+from shmforest.tree.walk import WalkArrays, node_depths, walk, walk_arrays
+
+__all__ = ["NODE_ARRAYS", "TREE_LEAF", "TREE_UNDEFINED", "Tree", "as_features"]
 
 TREE_LEAF = -1
 TREE_UNDEFINED = -2
@@ -110,7 +100,8 @@ class Tree:
         if n == 0:
             raise ValueError("a tree needs at least one node")
         _check_structure(self.children_left, self.children_right, self.feature)
-        self.max_depth = _max_depth(self.children_left, self.children_right)
+        self._depth = node_depths(self.children_left, self.children_right)
+        self.max_depth = int(self._depth.max())
 
     # -- shape ---------------------------------------------------------
     @property
@@ -141,7 +132,27 @@ class Tree:
         -------
         ndarray of int64, shape (n_samples,)
         """
-        return apply_forest([self], X)[0]
+        X = as_features(X, self.n_features)
+        return walk(self.walk_arrays, X)[0].astype(np.int64, copy=False)
+
+    @property
+    def walk_arrays(self) -> WalkArrays:
+        """The node arrays arranged for :func:`~shmforest.tree.walk.walk` on real values (cached)."""
+        cached = self.__dict__.get("_walk")
+        if cached is None:
+            cached = self.__dict__["_walk"] = self.walk_arrays_for(self.threshold, np.inf)
+        return cached
+
+    def walk_arrays_for(self, threshold: np.ndarray, always_left: Any) -> WalkArrays:
+        """The node arrays arranged for a walk that compares values against ``threshold``.
+
+        ``threshold`` holds one entry per node (real thresholds, or their codes);
+        ``always_left`` is what leaves get: a threshold no value exceeds.
+        """
+        return walk_arrays(
+            self.children_left, self.children_right, self.feature, threshold, always_left,
+            self._depth, self.n_node_samples,
+        )
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Value row of the leaf each row of ``X`` reaches: shape (n_samples, n_outputs)."""
@@ -164,8 +175,7 @@ class Tree:
         internal = np.flatnonzero(self.children_left != TREE_LEAF)
         parent[self.children_left[internal]] = internal
         parent[self.children_right[internal]] = internal
-        depth = _depths(self.children_left, self.children_right)
-        lengths = depth[leaves] + 1
+        lengths = self._depth[leaves] + 1
         indptr = np.zeros(leaves.shape[0] + 1, dtype=np.int64)
         np.cumsum(lengths, out=indptr[1:])
         indices = np.empty(int(indptr[-1]), dtype=np.int64)
@@ -239,152 +249,15 @@ def _check_structure(left: np.ndarray, right: np.ndarray, feature: np.ndarray) -
         raise ValueError("internal nodes need a feature >= 0")
 
 
-def _depths(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """Depth of every node (ids breadth first: a parent's id precedes its children's)."""
-    depth = np.zeros(left.shape[0], dtype=np.int64)
-    frontier = np.array([0], dtype=np.int64)
-    d = 0
-    while frontier.size:
-        depth[frontier] = d
-        internal = frontier[left[frontier] != TREE_LEAF]
-        frontier = np.concatenate([left[internal], right[internal]])
-        d += 1
-    return depth
+def as_features(X: np.ndarray, n_features: int) -> np.ndarray:
+    """``X`` as C-order float64 of shape (n_samples, n_features), or ``ValueError``.
 
-
-def _max_depth(left: np.ndarray, right: np.ndarray) -> int:
-    return int(_depths(left, right).max())
-
-
-def _as_features(X: np.ndarray, n_features: int) -> np.ndarray:
+    NaN becomes +inf: a row goes left when ``x <= threshold``, which NaN never is,
+    and +inf exceeds every threshold but a leaf's (see :mod:`shmforest.tree.walk`).
+    """
     X = np.ascontiguousarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[1] != n_features:
         raise ValueError(f"X must have shape (n_samples, {n_features}), got {X.shape}")
+    if np.isnan(X).any():
+        X = np.where(np.isnan(X), np.inf, X)
     return X
-
-
-def _walk_arrays(tree: Tree) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool]:
-    """Arrays that let a row step down without testing for leaves (cached per tree).
-
-    A leaf's test always goes left (threshold +inf) and its children are itself, so
-    rows that reached a leaf can stay in the arrays between compactions. When every
-    right child is its left sibling + 1 (breadth-first ids, as the builder makes
-    them) the next node is ``left[node] + went_right``: one gather fewer.
-    """
-    cached = tree.__dict__.get("_walk")
-    if cached is not None:
-        return cached
-    leaf = tree.children_left == TREE_LEAF
-    ids = np.arange(tree.node_count, dtype=np.intp)
-    left = np.where(leaf, ids, tree.children_left).astype(np.intp)
-    right = np.where(leaf, ids, tree.children_right).astype(np.intp)
-    feature = np.where(leaf, 0, tree.feature).astype(np.intp)
-    threshold = np.where(leaf, np.inf, tree.threshold)
-    siblings = bool(np.all(right[~leaf] == left[~leaf] + 1))
-    if siblings:
-        children = left
-    else:
-        children = np.empty(2 * tree.node_count, dtype=np.intp)
-        children[0::2], children[1::2] = left, right
-    tree.__dict__["_walk"] = out = (feature, threshold, children, leaf, siblings)
-    return out
-
-
-def _apply_one(tree: Tree, flat: np.ndarray, row_offset: np.ndarray) -> np.ndarray:
-    """Leaf of each row for one tree; ``flat`` is C-order X raveled, ``row_offset = row * n_features``."""
-    feature, threshold, children, leaf, siblings = _walk_arrays(tree)
-    n = row_offset.shape[0]
-    out = np.empty(n, dtype=np.intp)
-    node = np.zeros(n, dtype=np.intp)
-    offset = row_offset
-    pos = np.arange(n)
-    step = 0
-    # mode="clip" skips the bounds checks: every index here is valid by construction.
-    while node.size:
-        f = feature.take(node, mode="clip")
-        f += offset
-        right = flat.take(f, mode="clip") > threshold.take(node, mode="clip")
-        if siblings:
-            node = children.take(node, mode="clip")
-            node += right
-        else:
-            node *= 2
-            node += right
-            node = children.take(node, mode="clip")
-        step += 1
-        if step % _COMPACT_EVERY == 0:
-            done = leaf.take(node, mode="clip")
-            if done.any():
-                out[pos[done]] = node[done]
-                keep = np.flatnonzero(~done)
-                node, offset, pos = node[keep], offset[keep], pos[keep]
-    return out
-
-
-# Steps between dropping rows that reached a leaf: compaction costs about as much
-# as a step, and rows reach their leaves at widely different depths.
-_COMPACT_EVERY = 8
-
-
-def _check_forest(trees: Sequence[Tree], X: np.ndarray) -> np.ndarray:
-    if not trees:
-        raise ValueError("trees is empty")
-    n_features = trees[0].n_features
-    if any(t.n_features != n_features for t in trees):
-        raise ValueError("the trees were grown on different numbers of features")
-    return _as_features(X, n_features)
-
-
-def apply_forest(trees: Sequence[Tree], X: np.ndarray) -> np.ndarray:
-    """Leaf reached by each row in each tree: shape (n_trees, n_samples), node ids per tree."""
-    X = _check_forest(trees, X)
-    flat = X.reshape(-1)
-    row_offset = np.arange(X.shape[0], dtype=np.intp) * X.shape[1]
-    out = np.empty((len(trees), X.shape[0]), dtype=np.int64)
-    for i, tree in enumerate(trees):
-        out[i] = _apply_one(tree, flat, row_offset)
-    return out
-
-
-#: Trees are summed in groups of this many, in order, and the group sums added in
-#: order: one fixed rounding whether one thread walks every group or several share them.
-TREES_PER_GROUP = 10
-
-
-def tree_groups(trees: Sequence[Tree]) -> list[Sequence[Tree]]:
-    """``trees`` cut into the fixed groups :func:`predict_forest` sums separately."""
-    return [trees[i : i + TREES_PER_GROUP] for i in range(0, len(trees), TREES_PER_GROUP)]
-
-
-def sum_tree_values(trees: Sequence[Tree], X: np.ndarray) -> np.ndarray:
-    """Sum over ``trees``, in order, of the value rows reached by ``X``: (n_samples, n_outputs)."""
-    X = _check_forest(trees, X)
-    n_outputs = trees[0].n_outputs
-    if any(t.n_outputs != n_outputs for t in trees):
-        raise ValueError("the trees have different value widths")
-    flat = X.reshape(-1)
-    row_offset = np.arange(X.shape[0], dtype=np.intp) * X.shape[1]
-    out = np.zeros((X.shape[0], n_outputs))
-    for tree in trees:
-        out += tree.value.take(_apply_one(tree, flat, row_offset), axis=0)
-    return out
-
-
-def predict_forest(trees: Sequence[Tree], X: np.ndarray) -> np.ndarray:
-    """Mean over ``trees`` of the value rows reached by ``X``: shape (n_samples, n_outputs).
-
-    For a classifier this is the forest's ``predict_proba`` (scikit-learn averages
-    class fractions the same way). Rows walk each tree together, a depth per
-    step; a tree at a time, because one tree's arrays stay in cache while all
-    trees' would not (measured faster than walking all trees at once). Trees are
-    summed in fixed groups (:data:`TREES_PER_GROUP`) so that threads sharing the
-    groups out give the same bits.
-    """
-    X = _check_forest(trees, X)
-    out: np.ndarray | None = None
-    for group in tree_groups(trees):
-        part = sum_tree_values(group, X)
-        out = part if out is None else out + part
-    assert out is not None
-    out /= len(trees)
-    return out

@@ -415,6 +415,37 @@ def test_branch_parallel_build_is_bit_identical(clf_data, monkeypatch, kind):
     assert inline == serial
 
 
+class HintedThreads(BudgetThreads):
+    """BudgetThreads that also say how many threads are free, as the pool executors do."""
+
+    def __init__(self, max_workers: int = 2, free: int | None = None) -> None:
+        super().__init__(max_workers)
+        self.fixed = free
+        self.asked = 0
+
+    def free_workers(self) -> int:
+        self.asked += 1
+        return self._free._value if self.fixed is None else self.fixed
+
+
+@pytest.mark.parametrize("free", [0, None])
+def test_levels_are_handed_off_only_when_a_worker_is_free(clf_data, monkeypatch, free):
+    X, y = clf_data
+    monkeypatch.setattr(growth_module, "MIN_TASK_SAMPLES", 32)
+    ex = HintedThreads(2, free)
+    try:
+        with dataset(X, y) as ds:
+            serial = TreeBuilder(params(max_features=3)).build(ds, seed=4)
+            tree = run_in_task(ex, TreeBuilder(params(max_features=3)).build, (ds,), dict(seed=4, parallel=True))
+    finally:
+        ex.shutdown()
+    assert tree == serial and ex.asked > 0
+    if free == 0:
+        assert ex.submitted == []  # nobody free: no task would have run anywhere but here
+    else:
+        assert ex.submitted and ex.threaded == len(ex.submitted)  # every hand-off found its thread
+
+
 def test_tasks_receive_handles_not_data(clf_data, monkeypatch):
     X, y = clf_data
     monkeypatch.setattr(growth_module, "MIN_TASK_SAMPLES", 256)

@@ -18,14 +18,6 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from shmforest.tree import Tree, apply_forest, predict_forest
 
 
-def from_sklearn(est) -> Tree:
-    t = est.tree_
-    return Tree(
-        t.children_left, t.children_right, t.feature, t.threshold, t.value.reshape(t.node_count, -1),
-        t.n_node_samples, t.weighted_n_node_samples, t.impurity, est.n_features_in_,
-    )
-
-
 @pytest.fixture(scope="module")
 def data():
     X, y = make_classification(n_samples=600, n_features=6, n_informative=4, random_state=0)
@@ -39,7 +31,7 @@ def sk_tree(data):
     return DecisionTreeClassifier(max_depth=8, random_state=0).fit(X, y)
 
 
-def test_apply_and_predict_match_sklearn(data, sk_tree):
+def test_apply_and_predict_match_sklearn(data, sk_tree, from_sklearn):
     X, _ = data
     tree = from_sklearn(sk_tree)
     assert np.array_equal(tree.apply(X), sk_tree.apply(X))
@@ -49,7 +41,7 @@ def test_apply_and_predict_match_sklearn(data, sk_tree):
     assert tree.n_leaves == sk_tree.tree_.n_leaves
 
 
-def test_regression_predict_matches_sklearn():
+def test_regression_predict_matches_sklearn(from_sklearn):
     X, y = make_regression(n_samples=300, n_features=4, random_state=0)
     X = X.astype(np.float32).astype(np.float64)
     est = DecisionTreeRegressor(max_depth=6, random_state=0).fit(X, y)
@@ -58,7 +50,7 @@ def test_regression_predict_matches_sklearn():
     assert np.allclose(tree.predict(X)[:, 0], est.predict(X))
 
 
-def test_decision_path_matches_sklearn(data, sk_tree):
+def test_decision_path_matches_sklearn(data, sk_tree, from_sklearn):
     X, _ = data
     indptr, indices = from_sklearn(sk_tree).decision_path(X[:50])
     expected = sk_tree.decision_path(X[:50])
@@ -70,7 +62,7 @@ def test_decision_path_matches_sklearn(data, sk_tree):
         assert row[-1] == sk_tree.apply(X[i : i + 1])[0]
 
 
-def test_feature_importances_match_sklearn(data, sk_tree):
+def test_feature_importances_match_sklearn(data, sk_tree, from_sklearn):
     tree = from_sklearn(sk_tree)
     assert np.allclose(tree.compute_feature_importances(), sk_tree.feature_importances_)
     raw = tree.compute_feature_importances(normalize=False)
@@ -94,7 +86,7 @@ def test_threshold_ties_go_left():
     assert tree.apply(np.array([[0.5], [np.nextafter(0.5, 1)], [-7.0]])).tolist() == [1, 2, 1]
 
 
-def test_predict_forest_is_the_mean_of_tree_predictions(data):
+def test_predict_forest_is_the_mean_of_tree_predictions(data, from_sklearn):
     X, y = data
     rf = RandomForestClassifier(n_estimators=7, max_depth=10, random_state=0).fit(X, y)
     trees = [from_sklearn(e) for e in rf.estimators_]
@@ -106,7 +98,7 @@ def test_predict_forest_is_the_mean_of_tree_predictions(data):
     assert np.array_equal(leaves, rf.apply(X).T)
 
 
-def test_tree_pickles_as_its_arrays(sk_tree, data):
+def test_tree_pickles_as_its_arrays(sk_tree, data, from_sklearn):
     X, _ = data
     tree = from_sklearn(sk_tree)
     tree.apply(X)  # fills the traversal cache, which must not travel
@@ -138,7 +130,7 @@ def test_malformed_trees_are_rejected(kwargs, match):
         Tree(**base)
 
 
-def test_prediction_input_checks(sk_tree):
+def test_prediction_input_checks(sk_tree, from_sklearn):
     tree = from_sklearn(sk_tree)
     with pytest.raises(ValueError, match="shape"):
         tree.predict(np.zeros((3, 2)))
