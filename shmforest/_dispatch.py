@@ -112,6 +112,10 @@ class _PoolState:
                     pass
 
     # -- submission --------------------------------------------------------------------
+    def free_workers(self) -> int:
+        with self.lock:
+            return len(self.idle) + (0 if self.closing else self.budget._peek_available())
+
     def submit(self, pool: Any, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], nested: bool) -> cf.Future[Any]:
         if self.owner_pid != os.getpid():
             raise RuntimeError("this WorkerPool belongs to another process; inside a task use worker_submit()")

@@ -208,6 +208,11 @@ class Worker:
             self.conn.send_bytes(data)
 
     # -- nested submission ---------------------------------------------
+    def free_workers(self) -> int:
+        """Workers a nested submission could get now: the pool's idle ones, or new ones on free tokens."""
+        shared = self.shared
+        return int(shared[IDLE]) + (0 if shared[CLOSING] else self.budget._peek_available())
+
     def submit(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> cf.Future[Any]:
         shared = self.shared
         if shared[IDLE] == 0 and (shared[CLOSING] or self.budget._peek_available() == 0):

@@ -44,7 +44,7 @@ from shmforest._dispatch import _INLINE_POOL, _PoolState
 from shmforest._launch import START_METHOD_ENV_VAR, check_start_method, default_start_method
 from shmforest.budget import ProcessBudget, check_nesting_depth, default_budget
 
-__all__ = ["WorkerPool", "in_worker", "worker_submit", "START_METHOD_ENV_VAR", "default_start_method"]
+__all__ = ["WorkerPool", "in_worker", "worker_free_workers", "worker_submit", "START_METHOD_ENV_VAR", "default_start_method"]
 
 T = TypeVar("T")
 
@@ -52,6 +52,17 @@ T = TypeVar("T")
 def in_worker() -> bool:
     """Whether this process is a :class:`WorkerPool` worker."""
     return w_.current_worker() is not None
+
+
+def _running_pool(caller: str) -> Any:
+    """What runs the current task: its pool (inline in the owner) or this worker's link to it."""
+    pool = _INLINE_POOL.get()
+    if pool is not None:
+        return pool
+    worker = w_.current_worker()
+    if worker is None:
+        raise RuntimeError(f"{caller}() is for code running inside a WorkerPool task; this code is not running in one")
+    return worker
 
 
 def worker_submit(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> cf.Future[T]:
@@ -65,13 +76,24 @@ def worker_submit(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> cf.Futu
     RuntimeError
         Called outside any task of a :class:`WorkerPool`.
     """
-    pool = _INLINE_POOL.get()
-    if pool is not None:
-        return pool.submit_nested(fn, *args, **kwargs)
-    worker = w_.current_worker()
-    if worker is None:
-        raise RuntimeError("worker_submit() submits from inside a WorkerPool task; this code is not running in one")
-    return worker.submit(fn, args, kwargs)
+    runner = _running_pool("worker_submit")
+    if isinstance(runner, WorkerPool):
+        return runner.submit_nested(fn, *args, **kwargs)
+    return runner.submit(fn, args, kwargs)
+
+
+def worker_free_workers() -> int:
+    """From inside a task: how many workers a :func:`worker_submit` could get right now.
+
+    The pool's idle workers plus the budget's free tokens; a moment later it may
+    differ, so it is a hint (a submission that finds no one runs inline).
+
+    Raises
+    ------
+    RuntimeError
+        Called outside any task of a :class:`WorkerPool`.
+    """
+    return _running_pool("worker_free_workers").free_workers()
 
 
 class WorkerPool:
@@ -130,6 +152,10 @@ class WorkerPool:
         """Process ids of the pool's live workers."""
         with self._state.lock:
             return [w.pid for w in self._state.workers if w.pid and not w.dead]
+
+    def free_workers(self) -> int:
+        """Workers a task submitted now could start on at once: idle ones, or new ones on free tokens."""
+        return self._state.free_workers()
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> cf.Future[T]:
         """Schedule ``fn(*args, **kwargs)``; return its Future.

@@ -20,7 +20,7 @@ import pytest
 
 from shmforest.budget import DEPTH_ENV_VAR, ENV_VAR, MAX_DEPTH_ENV_VAR, ProcessBudget, default_budget_segment
 from shmforest.errors import NestingDepthError, TaskPicklingError, WorkerCrashedError
-from shmforest.pool import WorkerPool, in_worker, worker_submit
+from shmforest.pool import WorkerPool, in_worker, worker_free_workers, worker_submit
 from shmforest.testing.monitor import live_workers
 
 # Tasks below are sent by value: workers need not import this module (and pytest).
@@ -301,6 +301,26 @@ def test_nested_submission_uses_idle_workers_then_runs_inline(budget2):
         # one token for the caller, one for a second worker; the rest ran inline
         assert len(set(pids)) == 2 and me in pids
         assert len(pool.worker_pids()) == 2
+
+
+def test_free_workers_counts_idle_workers_and_free_tokens(budget2):
+    with WorkerPool(budget2) as pool:
+        assert pool.free_workers() == 2  # no worker yet: two tokens to start them with
+        gate = pool.submit(lambda: worker_free_workers())
+        assert gate.result() == 1  # seen from inside: the caller holds one token, one is free
+        pool.submit(os.getpid).result()
+        assert pool.free_workers() == 2  # one idle worker and a free token
+        busy = [pool.submit(sleep_and_pid, 0.5) for _ in range(2)]
+        time.sleep(0.2)
+        assert pool.free_workers() == 0
+        [f.result() for f in busy]
+
+
+def test_free_workers_is_zero_from_the_only_worker():
+    with ProcessBudget(1) as budget, WorkerPool(budget) as pool:
+        assert pool.submit(lambda: worker_free_workers()).result() == 0
+    with pytest.raises(RuntimeError, match="worker_free_workers"):
+        worker_free_workers()
 
 
 def test_top_level_submissions_queue_when_tokens_are_out():

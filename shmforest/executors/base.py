@@ -63,6 +63,17 @@ class Executor(cf.Executor):
         """The most tasks this executor runs at once (its budget's size)."""
         return 1
 
+    def free_workers(self) -> int | None:
+        """How many workers a task submitted now would start on at once; None if unknown.
+
+        A hint for code that splits work only when someone can take it (the tree
+        builder hands half a level to a worker that is idle, and only then). It
+        may be stale a moment later: a submission that finds no one free still
+        runs inline, which is correct, only not parallel. Inside a task, ask
+        :func:`current_executor`. The default knows nothing.
+        """
+        return None
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} max_workers={self.max_workers}>"
 

@@ -19,7 +19,7 @@ from typing import Any, ClassVar, TypeVar
 
 from shmforest.budget import ProcessBudget
 from shmforest.executors.base import _CURRENT, Executor, resolve_budget, run_in_task
-from shmforest.pool import WorkerPool, worker_submit
+from shmforest.pool import WorkerPool, worker_free_workers, worker_submit
 
 __all__ = ["ProcessExecutor", "PoolExecutor"]
 
@@ -65,6 +65,10 @@ class PoolExecutor(Executor):
     def worker_pids(self) -> list[int]:
         """Process ids of the live workers."""
         return self._pool.worker_pids()
+
+    def free_workers(self) -> int:
+        """Workers a task submitted now would start on at once (a hint: see ``tree/growth.py``)."""
+        return self._pool.free_workers()
 
     # Subclasses rewrite arguments before they travel, and back where they run.
     def _prepare_args(self, obj: Any) -> Any:
@@ -121,6 +125,10 @@ class _InWorker(Executor):
 
     def _resolve_args(self, obj: Any) -> Any:
         return self._cls._resolve_args(obj)
+
+    def free_workers(self) -> int:
+        """Workers a task submitted now would start on at once (a hint)."""
+        return worker_free_workers()
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> cf.Future[T]:
         return worker_submit(_run_task, self, fn, args, kwargs)

@@ -76,6 +76,11 @@ class ThreadExecutor(Executor):
     def max_workers(self) -> int:
         return self._budget.size
 
+    def free_workers(self) -> int:
+        """Threads a task submitted now would start on at once: idle ones, or new ones on free tokens."""
+        with self._lock:
+            return len(self._idle) + (0 if self._shutdown else self._budget._peek_available())
+
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> cf.Future[T]:
         nested = _CURRENT.get() is self
         with self._lock:

@@ -103,6 +103,10 @@ def _max_overlap(intervals: list[tuple[float, float, int]]) -> int:
     return peak
 
 
+def free_workers_inside() -> int | None:
+    return current_executor().free_workers()
+
+
 def _workers() -> set[int]:
     return {p.pid for p in live_workers()}
 
@@ -209,6 +213,14 @@ class ExecutorConformance:
         assert _max_overlap(intervals) <= budget.size
         if executor.uses_processes:
             assert max(sampled, default=0) <= budget.size
+
+    def test_free_workers_hint_stays_within_the_budget(self, executor, budget):
+        outside = executor.free_workers()
+        inside = executor.submit(free_workers_inside).result(timeout=RESULT_TIMEOUT)
+        for hint in (outside, inside):
+            assert hint is None or (isinstance(hint, int) and 0 <= hint <= budget.size)
+        if inside is not None:
+            assert inside <= budget.size - 1  # the task asking holds a worker itself
 
     # -- data ----------------------------------------------------------
     def test_large_array_arguments(self, executor):
