@@ -13,9 +13,9 @@
 Why codes: a step gathers one value per row. A float64 row of 20 features is 160
 bytes, so each gather touches a cache line of its own, and X for 25,000 rows (4 MB)
 does not stay in a core's cache; the same rows as uint16 codes take 1 MB, as uint8
-0.5 MB. On the 75,000 x 20 workload (100 trees, 25,000 rows) the walk on codes
-takes about 0.6 of the time of the walk on floats
-(``benchmarks/test_bench_predict.py``).
+0.5 MB. On the 75,000 x 20 workload (100 trees, 25,000 rows, 2 threads)
+predict takes 0.21 s against 0.33 s for the same groups walking float X
+(``benchmarks/test_bench_predict.py``, best of 7).
 
 Why it is exact: with ``T`` a feature's sorted distinct thresholds and
 ``code(x) = #{t in T : t < x}`` (``searchsorted``, ``side="left"``), for
@@ -29,22 +29,28 @@ thresholds on one feature, walk the floats.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 
 from shmforest.tree.tree import TREE_LEAF, Tree, as_features
-from shmforest.tree.walk import stack_walks, walk
+from shmforest.tree.walk import WalkArrays, Workspace, stack_walks, walk
 
-__all__ = ["TREES_PER_GROUP", "TREES_PER_WALK", "CodedForest", "apply_forest", "predict_forest"]
+__all__ = ["PAIRS_PER_WALK", "TREES_PER_GROUP", "TREES_PER_WALK", "CodedForest", "apply_forest", "predict_forest"]
 
 #: Trees are summed in groups of this many, in order, and the group sums added in
 #: order: one fixed rounding whether one thread walks every group or several share them.
 TREES_PER_GROUP = 10
 #: Trees walking together (:func:`~shmforest.tree.walk.stack_walks`); divides a group.
 #: More pairs per numpy call release the GIL for longer, but past a few trees their
-#: node arrays crowd each other out of the cache (``benchmarks/test_bench_predict.py``).
+#: node arrays crowd each other out of the cache: 1, 2, 5 and 10 trees took 0.273,
+#: 0.253, 0.238 and 0.291 s for the 100-tree predict above on 2 threads (best of 7,
+#: one run of a throwaway script, before workspaces; kept for the ordering).
 TREES_PER_WALK = 5
+#: Rows walk in blocks of this many (tree, row) pairs: long numpy calls, and a
+#: workspace of about 10 MB per thread whatever the number of rows.
+PAIRS_PER_WALK = 1 << 17
 
 
 class CodedForest:
@@ -85,15 +91,29 @@ class CodedForest:
         if ranked is None:
             self.dtype = np.dtype(np.float64)
             self._cuts: list[np.ndarray] | None = None
-            walks = [t.walk_arrays for t in self.trees]
+            self._ranks: list[np.ndarray] | None = None
         else:
-            self._cuts, ranks, self.dtype = ranked
-            always_left = np.iinfo(self.dtype).max  # above every code: see _rank_thresholds
-            walks = [t.walk_arrays_for(r, always_left) for t, r in zip(self.trees, ranks)]
-        self._walks = [stack_walks(walks[i : i + TREES_PER_WALK]) for i in range(0, len(walks), TREES_PER_WALK)]
+            self._cuts, self._ranks, self.dtype = ranked
+        self._per_walk = TREES_PER_WALK
+        self._spares: list[Workspace] = []  # list.pop and append are atomic: threads share it
+        # Stacked walk arrays, built by the first walk of each (in the threads that walk).
+        self._walks: list[WalkArrays | None] = [None] * -(-len(self.trees) // self._per_walk)
 
     def __len__(self) -> int:
         return len(self.trees)
+
+    def _stack(self, index: int) -> WalkArrays:
+        """The walk arrays of the ``index``-th run of :data:`TREES_PER_WALK` trees."""
+        arrays = self._walks[index]
+        if arrays is None:  # two threads may both build it: the same arrays, no harm
+            trees = range(index * self._per_walk, min((index + 1) * self._per_walk, len(self.trees)))
+            if self._ranks is None:
+                walks = [self.trees[i].walk_arrays for i in trees]
+            else:
+                always_left = np.iinfo(self.dtype).max  # above every code: see _rank_thresholds
+                walks = [self.trees[i].walk_arrays_for(self._ranks[i], always_left) for i in trees]
+            arrays = self._walks[index] = stack_walks(walks)
+        return arrays
 
     def encode(self, X: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """``X`` as codes of :attr:`dtype`, shape (n_rows, n_features), C order.
@@ -141,25 +161,53 @@ class CodedForest:
 
     def apply(self, codes: np.ndarray) -> np.ndarray:
         """Leaf reached by each row of ``codes`` (from :meth:`encode`): (n_trees, n_rows)."""
-        return np.concatenate([walk(w, codes) for w in self._walks])
+        out = np.empty((len(self.trees), codes.shape[0]), dtype=np.intp)
+        with self._workspace() as ws:
+            for i in range(len(self._walks)):
+                for a, b in self._row_blocks(codes.shape[0]):
+                    out[i * self._per_walk : (i + 1) * self._per_walk, a:b] = walk(self._stack(i), codes[a:b], workspace=ws)
+        return out
 
     def sum_values(self, codes: np.ndarray, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Sum over ``trees[start:stop]``, in order, of the value rows ``codes`` reach.
 
         ``start`` and ``stop`` fall on multiples of :data:`TREES_PER_WALK` (or the end),
-        as every group of :meth:`groups` does.
+        as every group of :meth:`groups` does. Rows are walked in blocks of
+        :data:`PAIRS_PER_WALK` pairs, which bounds the workspace whatever ``codes``' size.
         """
         stop = len(self.trees) if stop is None else stop
-        if start % TREES_PER_WALK or (stop % TREES_PER_WALK and stop != len(self.trees)):
-            raise ValueError(f"start and stop must be multiples of {TREES_PER_WALK}, got {start} and {stop}")
-        offsets = np.arange(codes.shape[0], dtype=np.intp) * codes.shape[1]
+        per = self._per_walk
+        if start % per or (stop % per and stop != len(self.trees)):
+            raise ValueError(f"start and stop must be multiples of {per}, got {start} and {stop}")
         out = np.zeros((codes.shape[0], self.n_outputs))
-        at = start
-        for arrays in self._walks[start // TREES_PER_WALK : -(-stop // TREES_PER_WALK)]:
-            for leaves in walk(arrays, codes, offsets):
-                out += self.trees[at].value.take(leaves, axis=0)
-                at += 1
+        with self._workspace() as ws:
+            for a, b in self._row_blocks(codes.shape[0]):
+                block, part = codes[a:b], out[a:b]
+                offsets = np.arange(b - a, dtype=np.intp) * codes.shape[1]
+                picked = ws.get("values", (b - a) * self.n_outputs, np.float64).reshape(b - a, self.n_outputs)
+                at = start
+                for index in range(start // per, -(-stop // per)):
+                    for leaves in walk(self._stack(index), block, offsets, ws):
+                        self.trees[at].value.take(leaves, axis=0, mode="clip", out=picked)
+                        part += picked
+                        at += 1
         return out
+
+    def _row_blocks(self, n_rows: int) -> list[tuple[int, int]]:
+        rows = max(1, PAIRS_PER_WALK // self._per_walk)
+        return [(a, min(a + rows, n_rows)) for a in range(0, n_rows, rows)] or [(0, 0)]
+
+    @contextmanager
+    def _workspace(self) -> Iterator[Workspace]:
+        """A workspace no other thread is using: taken from the forest's spares, given back after."""
+        try:
+            ws = self._spares.pop()
+        except IndexError:
+            ws = Workspace()
+        try:
+            yield ws
+        finally:
+            self._spares.append(ws)
 
     def groups(self) -> list[tuple[int, int]]:
         """``(start, stop)`` of the fixed groups whose sums :meth:`predict` adds in order."""
@@ -187,16 +235,18 @@ def _rank_thresholds(
     of thresholds, never above the dtype's maximum: that maximum, a leaf's
     "always left", is never exceeded.
     """
-    internal = [t.children_left != TREE_LEAF for t in trees]
-    feature = np.concatenate([t.feature[m] for t, m in zip(trees, internal)])
-    threshold = np.concatenate([t.threshold[m] for t, m in zip(trees, internal)])
+    internal = [np.flatnonzero(t.children_left != TREE_LEAF) for t in trees]
+    feature = np.concatenate([t.feature.take(i) for t, i in zip(trees, internal)])
+    threshold = np.concatenate([t.threshold.take(i) for t, i in zip(trees, internal)])
     if np.isnan(threshold).any():
         return None
     # By feature, then threshold: a sort of the values, then a stable (radix) sort
     # of small feature numbers, several times faster than lexsort on both keys.
-    order = np.argsort(threshold)
-    order = order[np.argsort(feature[order].astype(np.int16 if n_features < 2**15 else np.int64), kind="stable")]
-    f_sorted, t_sorted = feature[order], threshold[order]
+    by_threshold = np.argsort(threshold)
+    f_by_threshold = feature.take(by_threshold).astype(np.int16 if n_features < 2**15 else np.int64)
+    regroup = np.argsort(f_by_threshold, kind="stable")
+    order = by_threshold.take(regroup)
+    f_sorted, t_sorted = f_by_threshold.take(regroup), threshold.take(order)
     new = np.ones(order.size, dtype=bool)
     new[1:] = (f_sorted[1:] != f_sorted[:-1]) | (t_sorted[1:] != t_sorted[:-1])
     distinct_f, distinct_t = f_sorted[new], t_sorted[new]
@@ -210,11 +260,10 @@ def _rank_thresholds(
     rank[order] = np.cumsum(new) - 1 - bounds[f_sorted]
     cuts = [distinct_t[bounds[f] : bounds[f + 1]] for f in range(n_features)]
     ranks, at = [], 0
-    for t, m in zip(trees, internal):
+    for t, nodes in zip(trees, internal):
         r = np.zeros(t.node_count, dtype=dtype)
-        k = int(np.count_nonzero(m))
-        r[m] = rank[at : at + k]
-        at += k
+        r[nodes] = rank[at : at + nodes.size]
+        at += nodes.size
         ranks.append(r)
     return cuts, ranks, dtype
 

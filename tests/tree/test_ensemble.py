@@ -153,3 +153,19 @@ def test_estimators_keep_their_coded_forest_until_the_trees_change(forest_data):
     assert model.predict_proba(X).shape == first.shape
     assert model.__dict__["_coded"] is not kept and len(model.__dict__["_coded"]) == 9
     np.testing.assert_array_equal(model.apply(X), np.stack([e.tree_.apply(X) for e in model.estimators_], axis=1))
+
+
+def test_rows_walk_in_blocks_with_reused_buffers(trees, forest_data, monkeypatch):
+    import shmforest.tree.ensemble as ensemble
+
+    X = forest_data[0]
+    whole = CodedForest(trees)
+    codes = whole.encode(X)
+    expected_sum, expected_leaves = whole.sum_values(codes), whole.apply(codes)
+    monkeypatch.setattr(ensemble, "PAIRS_PER_WALK", 7 * TREES_PER_WALK * 11)  # 77 rows a block
+    blocked = CodedForest(trees)
+    for _ in range(2):  # the second time on the buffers the first left behind
+        np.testing.assert_array_equal(blocked.sum_values(codes), expected_sum)
+        np.testing.assert_array_equal(blocked.apply(codes), expected_leaves)
+    (workspace,) = blocked._spares  # one caller at a time: one workspace, given back
+    assert workspace.nbytes < 200 * 77 * TREES_PER_WALK  # sized by the block, not by X
