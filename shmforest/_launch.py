@@ -92,6 +92,12 @@ else:
             return _ForkServerPopen(process_obj)
 
 
+#: What the forkserver imports before it forks: the worker, and the executors whose
+#: stand-ins every task unpickles (``_InWorker`` names its executor's class). Left
+#: to the first task, those imports cost each new worker about 30 ms.
+_FORKSERVER_PRELOAD = (w_.__name__, "shmforest.executors.process", "shmforest.executors.shm")
+
+
 def _preload_in_forkserver() -> None:
     """Have the forkserver import this package before it forks, if it is not running yet."""
     from multiprocessing import forkserver
@@ -100,8 +106,9 @@ def _preload_in_forkserver() -> None:
     modules = getattr(server, "_preload_modules", None)
     if server is None or getattr(server, "_forkserver_pid", 0) is not None or modules is None:
         return
-    if w_.__name__ not in modules:
-        server.set_forkserver_preload([*modules, w_.__name__])
+    missing = [m for m in _FORKSERVER_PRELOAD if m not in modules]
+    if missing:
+        server.set_forkserver_preload([*modules, *missing])
 
 
 def describe_exit(pid: int, exitcode: int | None) -> str:

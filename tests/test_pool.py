@@ -420,6 +420,29 @@ def test_nested_pools_without_a_budget_explode(tmp_path):
     assert peak > 2 * 2
 
 
+_FIRST_TASK_SCRIPT = """
+import os
+from multiprocessing import forkserver
+from shmforest import ProcessBudget
+from shmforest.executors.registry import get_executor
+
+with ProcessBudget(1) as budget:
+    ex = get_executor("shm", budget=budget, start_method="forkserver")
+    assert ex.submit(os.getpid).result() != os.getpid()  # a worker, from the server
+    ex.shutdown()
+print(",".join(sorted(forkserver._forkserver._preload_modules)))
+"""
+
+
+def test_the_forkserver_preloads_what_every_task_unpickles(tmp_path):
+    """A fresh interpreter, so the forkserver starts here with our preload list."""
+    script = tmp_path / "first_task.py"
+    script.write_text(_FIRST_TASK_SCRIPT)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=True)
+    preloaded = set(out.stdout.strip().split(","))
+    assert {"shmforest._worker", "shmforest.executors.process", "shmforest.executors.shm"} <= preloaded
+
+
 # --------------------------------------------------------------------------- pickling errors
 
 
