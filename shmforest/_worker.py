@@ -50,7 +50,8 @@ _ORPHAN_POLL_S = 0.25
 _ORPHAN_EXIT_CODE = 70
 
 
-_M_TOP_PAD = -2  # glibc mallopt parameter number
+# glibc mallopt parameter numbers (malloc.h)
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
 
 
 def message(kind: int, flag: int, ident: int, payload: bytes | memoryview = b"") -> bytes:
@@ -320,16 +321,23 @@ def main(conn: Any, config: WorkerConfig) -> None:
 
 
 def _keep_freed_memory() -> None:
-    """Ask glibc to keep 64 MiB of freed heap instead of returning it at once.
+    """Ask glibc to reuse freed heap for numpy's temporaries instead of mapping them afresh.
 
-    A fresh process gives each large numpy temporary back to the OS and faults it
-    in again for the next: measured on tree building, about 290k page faults and
-    1.6x the parent's CPU time per tree, gone with this setting (M_TOP_PAD, the
-    same as MALLOC_TOP_PAD_=67108864). Workers are ours to tune; the user's own
-    process is left alone.
+    By default glibc maps every block of 128 KiB or more on its own and unmaps it
+    when freed, until it has seen such a block freed (then it raises that threshold,
+    up to 32 MiB). Setting any of these parameters freezes the threshold, so all
+    three are set: blocks up to 32 MiB come from the heap, and up to 256 MiB of free
+    heap is kept rather than trimmed. One fully grown tree on 75,000 x 20 took about
+    55,000 minor page faults (and 1.1 to 1.4 s) in a fresh process, and about 450
+    (0.9 to 1.0 s) with these settings (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_
+    in the environment, measured the same way). An earlier setting, M_TOP_PAD alone,
+    froze the threshold at 128 KiB: 127,000 faults. Workers are ours to tune; the
+    user's own process is left alone.
     """
     try:
         libc = ctypes.CDLL(None)
+        libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)
+        libc.mallopt(_M_TRIM_THRESHOLD, 256 << 20)
         libc.mallopt(_M_TOP_PAD, 64 << 20)
     except (OSError, AttributeError):  # not glibc: nothing to tune
         pass
