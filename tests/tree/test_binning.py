@@ -107,3 +107,18 @@ def test_bad_weights_and_shapes_raise():
         Binner().transform(x)
     with pytest.raises(ValueError, match="3 features"):
         Binner().fit(x).transform(np.zeros((2, 3)))
+
+
+@pytest.mark.parametrize("n_cuts", [0, 1, 7, 255, 3000])
+def test_count_below_is_searchsorted_left(n_cuts):
+    from shmforest.tree.binning import count_below
+
+    rng = np.random.default_rng(n_cuts)
+    cuts = np.unique(rng.normal(size=n_cuts))
+    column = np.concatenate([rng.normal(size=500), cuts, np.nextafter(cuts, np.inf), [np.nan, np.inf, -np.inf]])
+    rng.shuffle(column)
+    np.testing.assert_array_equal(count_below(cuts, column), np.searchsorted(cuts, column, side="left"))
+    out = np.zeros(column.size, dtype=np.uint16)
+    assert count_below(cuts, column, out=out) is out
+    np.testing.assert_array_equal(out, np.searchsorted(cuts, column, side="left"))
+    assert count_below(cuts, column[:0]).shape == (0,)
