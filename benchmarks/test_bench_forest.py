@@ -33,7 +33,7 @@ import pytest
 from shmforest.forest import DecisionTreeClassifier, RandomForestClassifier
 
 N_TREES = 100
-TREE_REPEATS = 5  # one deep tree fits in about a second: report the median of a few
+TREE_REPEATS = 5  # one deep tree fits in about a second: the median of a few rounds, runners in turns
 EXECUTORS = ["serial", "thread", "process", "shm"]
 JOBS = [1, 2]
 # (library, executor, n_jobs) for the forests
@@ -48,6 +48,10 @@ TREE_RUNNERS = (
 
 # Filled as the tests run; the last test reads it for the goals.
 RESULTS: dict[str, dict[tuple[str, str | None, int], dict[str, float]]] = {"forest": {}, "tree": {}}
+# The predict goal: these two forests predict the test rows in turns, once both are fitted.
+PREDICT_PAIR = (("shmforest", "shm", 2), ("scikit-learn", None, 2))
+PREDICT_ROUNDS = 7
+_PREDICT_MODELS: dict[tuple[str, str | None, int], Any] = {}
 
 
 def load_workload() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -87,29 +91,83 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     return out, time.perf_counter() - t0
 
 
+def _fit_once(make: Callable[..., Any], runner: tuple[str, str | None, int], data: tuple[np.ndarray, ...]) -> tuple[Any, float, float, np.ndarray]:
+    X_train, X_test, y_train, _ = data
+    model = make(*runner)
+    try:
+        _, fit_s = timed(lambda: model.fit(X_train, y_train))
+        predicted, predict_s = timed(lambda: model.predict(X_test))
+    finally:
+        executor = getattr(model, "executor", None)
+        if executor is not None and not isinstance(executor, str):
+            executor.shutdown()  # an instance we started for this runner
+    return model, fit_s, predict_s, predicted
+
+
 def measure_fit(
     make: Callable[..., Any], runner: tuple[str, str | None, int], data: tuple[np.ndarray, ...], repeats: int = 1
 ) -> dict[str, Any]:
     """Fit and predict ``repeats`` times from scratch; the median times (short fits are noisy)."""
-    X_train, X_test, y_train, y_test = data
-    fits, predicts = [], []
+    return measure_in_turns(make, [runner], data, repeats)[runner]
+
+
+def measure_in_turns(
+    make: Callable[..., Any], runners: list[tuple[str, str | None, int]], data: tuple[np.ndarray, ...], repeats: int
+) -> dict[tuple[str, str | None, int], dict[str, Any]]:
+    """Each runner fits and predicts once per round, ``repeats`` rounds; the median times.
+
+    In turns rather than one runner's repeats after another's: the machine's speed
+    drifts over minutes, and a ratio of medians taken minutes apart measures that.
+    """
+    seen: dict[tuple[str, str | None, int], dict[str, Any]] = {r: {"fits": [], "predicts": []} for r in runners}
     for _ in range(repeats):
-        model = make(*runner)
-        try:
-            _, fit_s = timed(lambda: model.fit(X_train, y_train))
-            predicted, predict_s = timed(lambda: model.predict(X_test))
-        finally:
-            executor = getattr(model, "executor", None)
-            if executor is not None and not isinstance(executor, str):
-                executor.shutdown()  # an instance we started for this runner
-        fits.append(fit_s)
-        predicts.append(predict_s)
+        for runner in runners:
+            model, fit_s, predict_s, predicted = _fit_once(make, runner, data)
+            entry = seen[runner]
+            entry["fits"].append(fit_s)
+            entry["predicts"].append(predict_s)
+            entry["model"], entry["predicted"] = model, predicted
     return {
-        "fit_s": statistics.median(fits),
-        "predict_s": statistics.median(predicts),
-        "accuracy": float(np.mean(predicted == y_test)),
-        "model": model,
+        runner: {
+            "fit_s": statistics.median(e["fits"]),
+            "predict_s": statistics.median(e["predicts"]),
+            "accuracy": float(np.mean(e["predicted"] == data[3])),
+            "model": e["model"],
+        }
+        for runner, e in seen.items()
     }
+
+
+# The deep trees are fitted in turns once, by the first of their tests; each test reports its own.
+_TREES_IN_TURNS: dict[tuple[str, str | None, int], dict[str, Any]] = {}
+
+
+def trees_in_turns(data: tuple[np.ndarray, ...]) -> dict[tuple[str, str | None, int], dict[str, Any]]:
+    if not _TREES_IN_TURNS:
+        for runner, result in measure_in_turns(make_tree, TREE_RUNNERS, data, TREE_REPEATS).items():
+            tree = result.pop("model").tree_
+            result.update(nodes=int(tree.node_count), depth=int(tree.max_depth))
+            _TREES_IN_TURNS[runner] = result
+    return _TREES_IN_TURNS
+
+
+def compare_predicts(runner: tuple[str, str | None, int], model: Any, X_test: np.ndarray) -> None:
+    """Keep the predict goal's forests; with both, time their predicts in turns (warm, best and median).
+
+    In turns, so that a busy moment of a shared machine hits both alike.
+    """
+    if runner not in PREDICT_PAIR:
+        return
+    _PREDICT_MODELS[runner] = model
+    if len(_PREDICT_MODELS) < len(PREDICT_PAIR):
+        return
+    times: dict[tuple[str, str | None, int], list[float]] = {r: [] for r in PREDICT_PAIR}
+    for _ in range(PREDICT_ROUNDS):
+        for r in PREDICT_PAIR:
+            times[r].append(timed(lambda: _PREDICT_MODELS[r].predict(X_test))[1])
+    for r, ts in times.items():
+        RESULTS["forest"][r].update(predict_again_s=statistics.median(ts), predict_best_s=min(ts))
+    _PREDICT_MODELS.clear()
 
 
 def _label(runner: tuple[str, str | None, int]) -> str:
@@ -127,20 +185,15 @@ def workload():
 def test_forest_fit(benchmark, workload, runner):
     result = benchmark.pedantic(measure_fit, args=(make_forest, runner, workload), rounds=1, iterations=1)
     model = result.pop("model")
-    if runner in (("shmforest", "shm", 2), ("scikit-learn", None, 2)):
-        # Predict measured again on its own, warm, for the predict goal.
-        _, result["predict_again_s"] = timed(lambda: model.predict(workload[1]))
     RESULTS["forest"][runner] = result
+    compare_predicts(runner, model, workload[1])
     benchmark.extra_info.update(result)
 
 
 @pytest.mark.parametrize("runner", TREE_RUNNERS, ids=[_label(r) for r in TREE_RUNNERS])
 def test_deep_tree_fit(benchmark, workload, runner):
-    result = benchmark.pedantic(measure_fit, args=(make_tree, runner, workload, TREE_REPEATS), rounds=1, iterations=1)
-    model = result.pop("model")
-    tree = model.tree_
-    result["nodes"] = int(tree.node_count)
-    result["depth"] = int(tree.max_depth)
+    """Its figures are in extra_info (``fit_s``: the median of the rounds in turns), not in the timing."""
+    result = dict(benchmark.pedantic(trees_in_turns, args=(workload,), rounds=1, iterations=1)[runner])
     RESULTS["tree"][runner] = result
     benchmark.extra_info.update(result)
 
@@ -159,8 +212,10 @@ def goals() -> list[tuple[str, str, bool | None]]:
                     f"{shm2['accuracy']:.4f} vs {sk2['accuracy']:.4f} ({gap:+.2f} points)", abs(gap) <= 0.5))
         ours_p = shm2.get("predict_again_s", shm2["predict_s"])
         theirs_p = sk2.get("predict_again_s", sk2["predict_s"])
-        out.append(("predict 25,000 rows no slower than scikit-learn",
-                    f"{ours_p:.3f} s vs {theirs_p:.3f} s", ours_p <= theirs_p))
+        best = (f"; best {shm2['predict_best_s']:.3f} s vs {sk2['predict_best_s']:.3f} s"
+                if "predict_best_s" in shm2 and "predict_best_s" in sk2 else "")
+        out.append((f"predict 25,000 rows no slower than scikit-learn (n_jobs=2, median of {PREDICT_ROUNDS} in turns)",
+                    f"{ours_p:.3f} s vs {theirs_p:.3f} s{best}", ours_p <= theirs_p))
     if shm2 and serial:
         speedup = serial["fit_s"] / shm2["fit_s"]
         out.append(("shm 2 workers >= 1.8x our serial", f"{speedup:.2f}x", speedup >= 1.8))
@@ -201,14 +256,10 @@ def main() -> None:
     for runner in FOREST_RUNNERS:
         result = measure_fit(make_forest, runner, data)
         model = result.pop("model")
-        if runner in (("shmforest", "shm", 2), ("scikit-learn", None, 2)):
-            _, result["predict_again_s"] = timed(lambda: model.predict(data[1]))
         RESULTS["forest"][runner] = result
+        compare_predicts(runner, model, data[1])
         print(_label(runner), {k: round(v, 4) for k, v in result.items()}, flush=True)
-    for runner in TREE_RUNNERS:
-        result = measure_fit(make_tree, runner, data, TREE_REPEATS)
-        tree = result.pop("model").tree_
-        result.update(nodes=int(tree.node_count), depth=int(tree.max_depth))
+    for runner, result in trees_in_turns(data).items():
         RESULTS["tree"][runner] = result
         print(_label(runner), {k: round(v, 4) for k, v in result.items()}, flush=True)
     print(report())
