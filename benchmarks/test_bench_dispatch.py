@@ -17,6 +17,7 @@ import multiprocessing as mp
 import pytest
 
 from shmforest.budget import ProcessBudget
+from shmforest.executors.registry import get_executor
 from shmforest.pool import WorkerPool
 
 
@@ -79,4 +80,16 @@ def test_first_task_on_a_fresh_pool(benchmark, start_method):
             pool.submit(int).result()  # a builtin: no module of ours to import in the worker
 
     benchmark.extra_info["start_method"] = start_method
+    benchmark.pedantic(first_task, rounds=5, iterations=1)
+
+
+def test_first_task_on_a_fresh_shm_executor(benchmark):
+    """Through an executor: every task unpickles its stand-in, whose modules the forkserver preloads."""
+    with get_executor("shm", max_workers=1) as warm:
+        warm.submit(noop).result()
+
+    def first_task() -> None:
+        with get_executor("shm", max_workers=1) as ex:
+            ex.submit(int).result()
+
     benchmark.pedantic(first_task, rounds=5, iterations=1)

@@ -94,7 +94,8 @@ else:
 
 #: What the forkserver imports before it forks: the worker, and the executors whose
 #: stand-ins every task unpickles (``_InWorker`` names its executor's class). Left
-#: to the first task, those imports cost each new worker about 30 ms.
+#: to the first task, those imports made a fresh shm executor's first task take
+#: 44 to 47 ms instead of 19 to 20 (median; ``benchmarks/test_bench_dispatch.py``).
 _FORKSERVER_PRELOAD = (w_.__name__, "shmforest.executors.process", "shmforest.executors.shm")
 
 

@@ -215,8 +215,7 @@ class Worker:
         return int(shared[IDLE]) + (0 if shared[CLOSING] else self.budget._peek_available())
 
     def submit(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> cf.Future[Any]:
-        shared = self.shared
-        if shared[IDLE] == 0 and (shared[CLOSING] or self.budget._peek_available() == 0):
+        if self.free_workers() == 0:
             return run_inline(fn, args, kwargs)  # surely no one to take it: skip the round trip
         try:
             payload = dump_task(fn, args, kwargs)
@@ -327,12 +326,11 @@ def _keep_freed_memory() -> None:
     when freed, until it has seen such a block freed (then it raises that threshold,
     up to 32 MiB). Setting any of these parameters freezes the threshold, so all
     three are set: blocks up to 32 MiB come from the heap, and up to 256 MiB of free
-    heap is kept rather than trimmed. One fully grown tree on 75,000 x 20 took about
-    55,000 minor page faults (and 1.1 to 1.4 s) in a fresh process, and about 450
-    (0.9 to 1.0 s) with these settings (MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_
-    in the environment, measured the same way). An earlier setting, M_TOP_PAD alone,
-    froze the threshold at 128 KiB: 127,000 faults. Workers are ours to tune; the
-    user's own process is left alone.
+    heap is kept rather than trimmed. One fully grown tree on 75,000 x 20, fitted in
+    a fresh interpreter: 47,000 minor page faults with glibc's defaults, 96,000 with
+    M_TOP_PAD alone (the setting before this one), 455 with these
+    (``benchmarks/test_bench_faults.py``, which sets them through the MALLOC_*
+    variables). Workers are ours to tune; the user's own process is left alone.
     """
     try:
         libc = ctypes.CDLL(None)

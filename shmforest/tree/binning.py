@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["Binner", "MAX_BINS", "count_below"]
+__all__ = ["Binner", "MAX_BINS", "count_below", "count_below_by_column"]
 
 #: The most bins a ``uint8`` code can tell apart.
 MAX_BINS = 256
@@ -113,15 +113,26 @@ class Binner:
         X = _as_2d_float(X, "X")
         if X.shape[1] != self.n_bins_.size:
             raise ValueError(f"X has {X.shape[1]} features; the Binner was fitted on {self.n_bins_.size}")
-        codes = np.empty(X.shape[::-1], dtype=np.uint8)
-        columns = np.ascontiguousarray(X.T)  # one copy, so every column below is contiguous
-        for f in range(X.shape[1]):
-            count_below(self.thresholds_[f, : self.n_bins_[f] - 1], columns[f], out=codes[f])
-        return np.ascontiguousarray(codes.T)
+        cuts = [self.thresholds_[f, : self.n_bins_[f] - 1] for f in range(X.shape[1])]
+        return count_below_by_column(X, cuts, np.empty(X.shape, dtype=np.uint8))
 
     def fit_transform(self, X: np.ndarray, sample_weight: np.ndarray | None = None) -> np.ndarray:
         """:meth:`fit`, then :meth:`transform` of the same ``X``."""
         return self.fit(X, sample_weight).transform(X)
+
+
+def count_below_by_column(X: np.ndarray, cuts: list[np.ndarray], out: np.ndarray) -> np.ndarray:
+    """:func:`count_below` for every column ``f`` of ``X`` against ``cuts[f]``, into ``out``.
+
+    ``out`` has ``X``'s shape, C order; the columns are counted from one transposed
+    copy of ``X``, so each is contiguous.
+    """
+    columns = np.ascontiguousarray(X.T)
+    by_column = np.empty(columns.shape, dtype=out.dtype)
+    for f, column_cuts in enumerate(cuts):
+        count_below(column_cuts, columns[f], out=by_column[f])
+    out[...] = by_column.T
+    return out
 
 
 def count_below(cuts: np.ndarray, column: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -131,8 +142,8 @@ def count_below(cuts: np.ndarray, column: np.ndarray, out: np.ndarray | None = N
     cut at or below it, as ``x <= t`` does; NaN counts every cut. Computed by
     sorting instead: in sorted order the counts only step up, at the values where
     the column passes a cut, so one sort and one search per cut replace a binary
-    search per value (about twice as fast on 75,000 values and 255 cuts, and on
-    25,000 values and 8,000 cuts).
+    search per value (one-off timings: 2.5x on 25,000 values and 8,000 cuts; 1.3x
+    for a whole ``Binner.transform`` of 75,000 x 20 against 255 cuts).
 
     Parameters
     ----------

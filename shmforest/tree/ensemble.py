@@ -14,8 +14,8 @@ Why codes: a step gathers one value per row. A float64 row of 20 features is 160
 bytes, so each gather touches a cache line of its own, and X for 25,000 rows (4 MB)
 does not stay in a core's cache; the same rows as uint16 codes take 1 MB, as uint8
 0.5 MB. On the 75,000 x 20 workload (100 trees, 25,000 rows, 2 threads)
-predict takes 0.21 s against 0.33 s for the same groups walking float X
-(``benchmarks/test_bench_predict.py``, best of 7).
+predict took 0.188 s against 0.384 s for the same groups walking float X
+(``benchmarks/test_bench_predict.py``, best of 7, one run).
 
 Why it is exact: with ``T`` a feature's sorted distinct thresholds and
 ``code(x) = #{t in T : t < x}`` (``searchsorted``, ``side="left"``), for
@@ -34,7 +34,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from shmforest.tree.binning import count_below
+from shmforest.tree.binning import count_below_by_column
 from shmforest.tree.tree import TREE_LEAF, Tree, as_features
 from shmforest.tree.walk import WalkArrays, Workspace, stack_walks, walk
 
@@ -143,16 +143,8 @@ class CodedForest:
         if self._cuts is None:
             out[...] = X
             return out
-        n = X.shape[0]
-        columns = np.ascontiguousarray(X.T)  # one copy, so every column below is contiguous
-        by_feature = np.empty((self.n_features, n), dtype=self.dtype)
-        for f, cuts in enumerate(self._cuts):
-            if not cuts.size:
-                by_feature[f] = 0  # no node tests this feature: its codes are never read
-                continue
-            count_below(cuts, columns[f], out=by_feature[f])
-        out[...] = by_feature.T
-        return out
+        # An untested feature has no cuts: its codes are all 0, and no node reads them.
+        return count_below_by_column(X, self._cuts, out)
 
     def apply(self, codes: np.ndarray) -> np.ndarray:
         """Leaf reached by each row of ``codes`` (from :meth:`encode`): (n_trees, n_rows)."""

@@ -26,9 +26,10 @@ the level holds at least ``TASK_SHARE`` of the tree's samples per worker. Every
 task pays the per-level cost again, so inline tasks (no token free) are to be
 avoided, not multiplied. With the hint the cut is dynamic: the worker that took
 half of level 1 and finishes first gets half of whatever level the other is on
-next, so the halves need not be equal work (one fully grown tree on the 75,000
-x 20 workload: 1.5x serial with the one cut of the heuristic, about 1.9x with the
-hint; ``benchmarks/test_bench_forest.py``).
+next, so the halves need not be equal work. One fully grown tree on the 75,000
+x 20 workload, ``benchmarks/test_bench_forest.py``: 1.39x to 1.51x serial with the
+one cut of the heuristic (earlier sessions), 1.51x and 1.59x with the hint and
+today's worker fixes (its last two runs).
 """
 
 from __future__ import annotations

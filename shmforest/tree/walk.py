@@ -33,8 +33,9 @@ import numpy as np
 __all__ = ["WalkArrays", "compaction_steps", "node_depths", "stack_walks", "walk", "walk_arrays"]
 
 # What steps and compactions cost, per pair and per call (the numpy calls' own
-# overhead), in seconds, measured on the 75,000 x 20 workload on 2 cores. Only
-# their ratios matter: they choose the schedule, never a result.
+# overhead), in seconds: rough one-off timings of the walk's numpy calls on the
+# 75,000 x 20 workload, 2 cores. Only their ratios matter: they choose the
+# schedule, never a result.
 STEP_PER_PAIR, STEP_FIXED = 7e-9, 7e-6
 COMPACTION_PER_PAIR, COMPACTION_FIXED = 8e-9, 10e-6
 
@@ -194,9 +195,10 @@ class Workspace:
     """Buffers a walk reuses instead of allocating arrays at every numpy call.
 
     A walk's temporaries are megabytes; allocated afresh at every step, glibc maps
-    and unmaps them, and every page is faulted in again (about 11,000 minor faults
-    per 100-tree predict of 25,000 rows). With threads the faults also contend for
-    the process's memory map. A workspace keeps one buffer per role, grown as
+    and unmaps them, and every page is faulted in again: a warm 100-tree predict of
+    25,000 rows took 7,964 minor faults before workspaces and takes 3 with them
+    (``benchmarks/test_bench_faults.py``; the first figure at commit ed56779). With
+    threads the faults also contend for the process's memory map. A workspace keeps one buffer per role, grown as
     needed; one thread at a time may use it, and :func:`walk`'s result lives in
     it until the next walk with the same workspace.
     """
