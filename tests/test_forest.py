@@ -652,8 +652,9 @@ def test_big_data_is_binned_as_tasks_exactly_as_in_one_piece(big_data):
     X, y, _, w = big_data
     ex = RecordingExecutor(max_workers=2)
     thresholds, codes = fitting._bin(X, w, 256, ex)
-    groups = [args[1] for fn, args in ex.calls if fn is fitting._bin_features]
-    assert len(groups) == 4 and sorted(np.concatenate(groups).tolist()) == list(range(X.shape[1]))
+    groups = [range(args[1], args[2]) for fn, args in ex.calls if fn is fitting._bin_features]
+    assert len(groups) == 4 and sorted(i for g in groups for i in g) == list(range(X.shape[1]))
+    assert all(len(g) > 0 for g in groups)
     whole = Binner(256).fit(X, w)
     np.testing.assert_array_equal(thresholds, whole.thresholds_)
     np.testing.assert_array_equal(codes, whole.transform(X))
@@ -695,3 +696,38 @@ def test_no_warnings_in_a_plain_fit(data):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         small(RandomForestClassifier, oob_score=True, n_estimators=20).fit(X, y).predict(X)
+
+
+_WORKER_TASKS_SCRIPT = """
+import sys
+import numpy as np
+from shmforest._launch import _FORKSERVER_PRELOAD
+for module in _FORKSERVER_PRELOAD:  # what a forkserver worker starts with
+    __import__(module)
+from shmforest._fitting import _bin_features, _fit_tree
+from shmforest.shared import SharedDataset
+from shmforest.tree.builder import TreeParams
+before = set(sys.modules)
+X = np.random.default_rng(0).normal(size=(3000, 6))
+y = (X[:, 0] > 0).astype(np.intp)
+with SharedDataset({"XT": np.ascontiguousarray(X.T)}) as source:
+    thresholds, Xb = _bin_features(source, 0, 6, 256)
+with SharedDataset({"Xb": Xb, "y": y, "thresholds": thresholds, "X": X}) as data:
+    _fit_tree(data, TreeParams("gini", None, 2, 1, 2, 0.0, None, 2), 3, True, 3000, False, True)
+print(",".join(sorted(set(sys.modules) - before)))
+"""
+
+
+def test_a_workers_first_tasks_import_nothing(tmp_path):
+    """Binning and a tree, as a fresh worker runs them, load no module the forkserver did not.
+
+    Each lazy import is paid again in every fresh worker: ``np.unique`` pulls in
+    ``numpy.ma`` (~20 ms), ``np.random`` its package (~10 ms).
+    """
+    import subprocess
+    import sys
+
+    script = tmp_path / "tasks.py"
+    script.write_text(_WORKER_TASKS_SCRIPT)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == ""

@@ -440,7 +440,7 @@ def test_the_forkserver_preloads_what_every_task_unpickles(tmp_path):
     script.write_text(_FIRST_TASK_SCRIPT)
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=True)
     preloaded = set(out.stdout.strip().split(","))
-    assert {"shmforest._worker", "shmforest.executors.process", "shmforest.executors.shm"} <= preloaded
+    assert {"shmforest._worker", "shmforest.executors.process", "shmforest.executors.shm", "numpy.random"} <= preloaded
 
 
 # --------------------------------------------------------------------------- pickling errors

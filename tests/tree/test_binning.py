@@ -77,9 +77,29 @@ def test_zero_weight_samples_place_no_cuts():
     assert b.thresholds_[0, :2].tolist() == [0.5, 1.5]
 
 
-def test_fit_transform_is_fit_then_transform(rng):
-    x = rng.normal(size=(300, 3))
-    assert np.array_equal(Binner(16).fit_transform(x), Binner(16).fit(x).transform(x))
+@pytest.mark.parametrize("weights", ["none", "counts", "real", "uniform"])
+@pytest.mark.parametrize("max_bins", [2, 16, 256])
+def test_fit_transform_is_fit_then_transform(rng, weights, max_bins):
+    """One sort per feature in fit_transform; the same thresholds and codes as the two steps."""
+    n = 3000
+    x = np.column_stack([
+        rng.normal(size=n),  # distinct values: quantile cuts
+        np.round(rng.normal(size=n) * 4),  # ties: few distinct values
+        np.where(rng.random(n) < 0.5, -0.0, 0.0),  # one value, two signs
+        rng.exponential(size=n) ** 4,  # skewed
+    ])
+    w = {
+        "none": None,
+        "counts": rng.integers(0, 3, size=n).astype(float),  # zeros place no cuts
+        "real": rng.random(n),
+        "uniform": np.full(n, 2.5),
+    }[weights]
+    one, two = Binner(max_bins), Binner(max_bins).fit(x, w)
+    codes = one.fit_transform(x, w)
+    np.testing.assert_array_equal(one.thresholds_, two.thresholds_)
+    np.testing.assert_array_equal(one.n_bins_, two.n_bins_)
+    np.testing.assert_array_equal(codes, two.transform(x))
+    assert codes.dtype == np.uint8 and codes.flags.c_contiguous
 
 
 @pytest.mark.parametrize(
