@@ -8,7 +8,10 @@ with the same parameters throughout:
   ``n_jobs`` 1 and 2: fit time and test accuracy;
 * one fully grown ``DecisionTreeClassifier``, branch-parallel on each executor with
   2 workers, against our serial build (and scikit-learn's, for reference);
-* ``predict`` of the 100-tree forests on the 25,000 test rows.
+* ``predict`` of the 100-tree forests on the 25,000 test rows;
+* for the scaling goal, our serial forest and ``shm`` with 2 workers fitted back
+  to back, 3 rounds (the machine's speed drifts over the minutes between the
+  table's fits of the two).
 
 Goals (reported, not asserted: timings belong in benchmarks and shared machines are
 noisy): ``shm`` with 2 workers at or below scikit-learn ``n_jobs=2``'s fit time with
@@ -50,10 +53,15 @@ TREE_RUNNERS = (
 )
 
 # Filled as the tests run; the last test reads it for the goals.
-RESULTS: dict[str, dict[tuple[str, str | None, int], dict[str, float]]] = {"forest": {}, "tree": {}}
+RESULTS: dict[str, Any] = {"forest": {}, "tree": {}}
 # The predict goal: these two forests predict the test rows in turns, once both are fitted.
 PREDICT_PAIR = (("shmforest", "shm", 2), ("scikit-learn", None, 2))
 PREDICT_ROUNDS = 7
+# The scaling goal: our serial forest and shm with 2 workers, fitted back to back in
+# each of these rounds (which goes first alternates); the goal reads the median of
+# the rounds' ratios. The table's own fits of the two are minutes apart.
+SCALING_PAIR = (("shmforest", "serial", 1), ("shmforest", "shm", 2))
+SCALING_ROUNDS = 3
 _PREDICT_MODELS: dict[tuple[str, str | None, int], Any] = {}
 
 
@@ -183,6 +191,22 @@ def compare_predicts(runner: tuple[str, str | None, int], model: Any, X_test: np
     _PREDICT_MODELS.clear()
 
 
+def scaling_in_turns(data: tuple[np.ndarray, ...], rounds: int = SCALING_ROUNDS) -> dict[str, Any]:
+    """Fit the scaling pair back to back ``rounds`` times; each round's serial / shm ratio."""
+    X_train, _, y_train, _ = data
+    fits: dict[tuple[str, str | None, int], list[float]] = {r: [] for r in SCALING_PAIR}
+    ratios = []
+    for i in range(rounds):
+        order = SCALING_PAIR if i % 2 == 0 else SCALING_PAIR[::-1]
+        for runner in order:
+            model = make_forest(*runner)
+            fits[runner].append(timed(lambda: model.fit(X_train, y_train))[1])
+        serial, shm = (fits[r][-1] for r in SCALING_PAIR)
+        ratios.append(serial / shm)
+    return {"ratios": ratios, "ratio": statistics.median(ratios),
+            "fits": {_label(r): ts for r, ts in fits.items()}}
+
+
 def _label(runner: tuple[str, str | None, int]) -> str:
     library, executor, n_jobs = runner
     return f"{library}{'-' + executor if executor else ''}-n_jobs{n_jobs}"
@@ -200,6 +224,13 @@ def test_forest_fit(benchmark, workload, runner):
     model = result.pop("model")
     RESULTS["forest"][runner] = result
     compare_predicts(runner, model, workload[1])
+    benchmark.extra_info.update(result)
+
+
+def test_forest_scaling_in_turns(benchmark, workload):
+    """Its figures are in extra_info (the ratio of each round), not in the timing."""
+    result = benchmark.pedantic(scaling_in_turns, args=(workload,), rounds=1, iterations=1)
+    RESULTS["scaling"] = result
     benchmark.extra_info.update(result)
 
 
@@ -229,9 +260,14 @@ def goals() -> list[tuple[str, str, bool | None]]:
                 if "predict_best_s" in shm2 and "predict_best_s" in sk2 else "")
         out.append((f"predict 25,000 rows no slower than scikit-learn (n_jobs=2, median of {PREDICT_ROUNDS} in turns)",
                     f"{ours_p:.3f} s vs {theirs_p:.3f} s{best}", ours_p <= theirs_p))
-    if shm2 and serial:
+    scaling = RESULTS.get("scaling")
+    if scaling:
+        rounds = ", ".join(f"{r:.2f}" for r in scaling["ratios"])
+        out.append((f"shm 2 workers >= 1.8x our serial (median of {len(scaling['ratios'])} rounds back to back)",
+                    f"{scaling['ratio']:.2f}x (rounds {rounds})", scaling["ratio"] >= 1.8))
+    elif shm2 and serial:
         speedup = serial["fit_s"] / shm2["fit_s"]
-        out.append(("shm 2 workers >= 1.8x our serial", f"{speedup:.2f}x", speedup >= 1.8))
+        out.append(("shm 2 workers >= 1.8x our serial (the table's fits)", f"{speedup:.2f}x", speedup >= 1.8))
     tree_serial = tree.get(("shmforest", "serial", 1))
     for executor, note in (("shm", ""), ("shm+started", ", workers already running"),
                            ("shm+reused", ", one executor across fits")):
@@ -273,6 +309,8 @@ def main() -> None:
         RESULTS["forest"][runner] = result
         compare_predicts(runner, model, data[1])
         print(_label(runner), {k: round(v, 4) for k, v in result.items()}, flush=True)
+    RESULTS["scaling"] = scaling_in_turns(data)
+    print("scaling rounds", [round(r, 3) for r in RESULTS["scaling"]["ratios"]], RESULTS["scaling"]["fits"], flush=True)
     for runner, result in trees_in_turns(data).items():
         RESULTS["tree"][runner] = result
         print(_label(runner), {k: round(v, 4) for k, v in result.items()}, flush=True)

@@ -63,8 +63,13 @@ EPSILON = float(np.finfo(np.float64).eps)
 #: Nodes with fewer samples than this are split by sorting instead of histograms.
 SPARSE_BELOW = 32
 #: Histogram cells (stats x bins x candidate features) per group of dense nodes:
-#: 2M float64 cells are 16 MiB an array, whatever the data's size.
-DENSE_CELLS = 1 << 21
+#: 393,216 float64 cells are 3 MiB an array, whatever the data's size: below glibc's
+#: default mmap threshold, so in a user's process (``executor="serial"``) they are
+#: not mapped and faulted in afresh at every group, as 16 MiB arrays were. One deep
+#: tree on the 75,000 x 20 workload, fresh interpreter: 1.28 s with 16 MiB groups,
+#: 1.04 s now; no change in workers, whose malloc settings already kept 16 MiB on
+#: the heap (``benchmarks/test_bench_histograms.py``, one run).
+DENSE_CELLS = 3 << 17
 #: A level is cut into tasks only if it holds at least this many samples...
 MIN_TASK_SAMPLES = 4096
 #: ...and, when the executor does not tell how many workers are free, at least
