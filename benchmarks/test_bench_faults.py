@@ -50,12 +50,16 @@ print(statistics.median(faults[1:]), statistics.median(seconds[1:]))
 """
 
 
-def fit_faults(env: dict[str, str]) -> tuple[float, float]:
-    """(minor faults, seconds) per deep-tree fit in a fresh interpreter with ``env`` added."""
-    script = _FIT_SCRIPT.format(here=str(Path(__file__).parent))
+def run_fresh(script: str, env: dict[str, str]) -> str:
+    """The output of ``script`` in a fresh interpreter, with ``env``'s malloc settings only."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     out = subprocess.run([sys.executable, "-c", script], env={**clean, **env}, capture_output=True, text=True, check=True)
-    faults, seconds = out.stdout.split()
+    return out.stdout
+
+
+def fit_faults(env: dict[str, str]) -> tuple[float, float]:
+    """(minor faults, seconds) per deep-tree fit in a fresh interpreter with ``env`` added."""
+    faults, seconds = run_fresh(_FIT_SCRIPT.format(here=str(Path(__file__).parent)), env).split()
     return float(faults), float(seconds)
 
 

@@ -13,21 +13,18 @@ settings workers make (``shmforest/_worker.py``). For the README::
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).parent))
+from test_bench_faults import SETTINGS, run_fresh  # noqa: E402
+
 CELLS = {"2M cells (16 MiB arrays)": 1 << 21, "393,216 cells (3 MiB arrays)": 3 << 17}
 MALLOC = {
-    "glibc defaults (user process)": {},
-    "worker settings": {
-        "MALLOC_MMAP_THRESHOLD_": str(32 << 20),
-        "MALLOC_TRIM_THRESHOLD_": str(256 << 20),
-        "MALLOC_TOP_PAD_": str(64 << 20),
-    },
+    "glibc defaults (user process)": SETTINGS["glibc defaults"],
+    "worker settings": SETTINGS["mmap 32 MiB, trim 256 MiB (workers now)"],
 }
 
 _SCRIPT = """
@@ -56,9 +53,7 @@ print(json.dumps({{n: {{k: statistics.median(v) for k, v in d.items()}} for n, d
 
 def measure(env: dict[str, str], rounds: int = 5) -> dict[str, dict[str, float]]:
     script = _SCRIPT.format(here=str(Path(__file__).parent), cells=CELLS, rounds=rounds)
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
-    out = subprocess.run([sys.executable, "-c", script], env={**clean, **env}, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout)
+    return json.loads(run_fresh(script, env))
 
 
 def report(results: dict[str, dict[str, dict[str, float]]]) -> str:
