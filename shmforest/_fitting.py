@@ -53,8 +53,12 @@ __all__ = ["Targets", "TreePlan", "fit_models", "resolve_executor", "bootstrap_c
 # Bootstrap draws use their own stream of the tree's seed, apart from the builder's.
 _BOOTSTRAP_STREAM = 0xB0075
 DEFAULT_EXECUTOR = "shm"
-#: Below this many values of X, binning runs in the parent: tasks would cost more than they save.
-PARALLEL_BINNING_CELLS = 100_000
+#: Below this many values of X, binning runs in the parent: tasks would cost more than they
+#: save. On 2 cores the 75,000 x 20 workload (1.5M values) binned in 52 ms in the parent,
+#: 60 ms as tasks on a reused 2-worker shm executor and 88 ms on a fresh one
+#: (``benchmarks/test_bench_binning.py``, one run): placing X and the tasks cost about
+#: 20 ms plus 7 ns a value, which pays back from a few million values.
+PARALLEL_BINNING_CELLS = 4_000_000
 
 
 # --------------------------------------------------------------------------- tasks

@@ -646,10 +646,11 @@ def test_a_plain_concurrent_futures_executor_works_too(data, big_data, reference
             assert_same_trees(model, reference[case])
 
 
-def test_big_data_is_binned_as_tasks_exactly_as_in_one_piece(big_data):
+def test_big_data_is_binned_as_tasks_exactly_as_in_one_piece(big_data, monkeypatch):
     from shmforest.tree.binning import Binner
 
     X, y, _, w = big_data
+    monkeypatch.setattr(fitting, "PARALLEL_BINNING_CELLS", X.size)  # this X counts as big
     ex = RecordingExecutor(max_workers=2)
     thresholds, codes = fitting._bin(X, w, 256, ex)
     groups = [range(args[1], args[2]) for fn, args in ex.calls if fn is fitting._bin_features]
@@ -658,6 +659,23 @@ def test_big_data_is_binned_as_tasks_exactly_as_in_one_piece(big_data):
     whole = Binner(256).fit(X, w)
     np.testing.assert_array_equal(thresholds, whole.thresholds_)
     np.testing.assert_array_equal(codes, whole.transform(X))
+
+
+@pytest.mark.parametrize("name", ["process", "shm"])
+def test_binning_tasks_in_workers_give_the_same_fit(big_data, monkeypatch, name):
+    """Binning as tasks in worker processes (X placed transposed) fits the same forest."""
+    from shmforest import get_executor
+
+    X, y, _, w = big_data
+    reference = small(RandomForestClassifier, n_estimators=3).fit(X, y, sample_weight=w)
+    monkeypatch.setattr(fitting, "PARALLEL_BINNING_CELLS", X.size)
+    with get_executor(name, max_workers=2) as ex:
+        submitted = []
+        real_submit = ex.submit
+        monkeypatch.setattr(ex, "submit", lambda fn, *a, **k: submitted.append(fn) or real_submit(fn, *a, **k))
+        model = small(RandomForestClassifier, n_estimators=3, executor=ex).fit(X, y, sample_weight=w)
+    assert submitted.count(fitting._bin_features) == 4
+    assert_same_trees(model, reference)
 
 
 def test_threaded_prediction_is_bit_identical(big_data, monkeypatch):

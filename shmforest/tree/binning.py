@@ -102,18 +102,18 @@ class Binner:
         by_column = np.empty(columns.shape, dtype=np.uint8) if codes else None
         for f in range(n_features):
             column = columns[f]
-            if by_column is None and w is None:
-                order, xs, ws = None, np.sort(column), None
+            if w is None:
+                xs, ws = np.sort(column), None
             else:
-                # Stable with weights: the cumulated weights at each distinct value
-                # then never depend on how ties were ordered.
-                order = np.argsort(column, kind="stable" if w is not None else None)
-                xs, ws = column.take(order), None if w is None else w.take(order)
+                # Stable: the cumulated weights at each distinct value then never
+                # depend on how ties were ordered.
+                order = np.argsort(column, kind="stable")
+                xs, ws = column.take(order), w.take(order)
             cuts = _sorted_thresholds(xs, ws, self.max_bins)
             thresholds[f, : cuts.size] = cuts
             n_bins[f] = cuts.size + 1
             if by_column is not None:
-                _count_below_sorted(cuts, xs, order, by_column[f])
+                _count_below_in_range(cuts, column, xs[0], xs[-1], by_column[f])
         self.thresholds_ = thresholds
         self.n_bins_ = n_bins
         return None if by_column is None else np.ascontiguousarray(by_column.T)
@@ -185,6 +185,49 @@ def count_below(cuts: np.ndarray, column: np.ndarray, out: np.ndarray | None = N
     out = np.empty(column.shape[0], dtype=np.intp) if out is None else out
     order = np.argsort(column)
     return _count_below_sorted(cuts, column.take(order), order, out)
+
+
+#: Buckets per cut for :func:`_count_below_in_range`: few values share a bucket with a cut.
+BUCKETS_PER_CUT = 64
+
+
+def _count_below_in_range(cuts: np.ndarray, column: np.ndarray, lo: float, hi: float, out: np.ndarray) -> np.ndarray:
+    """:func:`count_below` of a finite ``column`` whose values lie in ``[lo, hi]``, by buckets.
+
+    The range is cut into equal buckets and ``bucket(v) = floor((v - lo) * scale)``.
+    Each floating-point operation there rounds monotonically, so ``bucket`` never
+    decreases as ``v`` grows: a cut in a lower bucket than ``x`` lies below ``x``,
+    one in a higher bucket above it. A value whose bucket holds no cut therefore
+    gets, exactly, the number of cuts in lower buckets, one table lookup; the few
+    values sharing a bucket with a cut are counted by ``searchsorted``. No sort of
+    the column: a few passes over it (one-off timing, 75,000 values, 255 cuts:
+    about 1 ms against 3 to 4 ms for the argsort route of :func:`count_below`).
+    """
+    n_cuts = cuts.shape[0]
+    if n_cuts == 0:
+        out[...] = 0
+        return out
+    n_buckets = BUCKETS_PER_CUT * n_cuts
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        span = np.float64(hi) - np.float64(lo)
+        scale = n_buckets / span
+    if not (np.isfinite(span) and np.isfinite(scale) and scale > 0):  # a range too wide or too narrow
+        order = np.argsort(column)
+        return _count_below_sorted(cuts, column.take(order), order, out)
+
+    def bucket(v: np.ndarray) -> np.ndarray:
+        b = np.subtract(v, lo)
+        np.multiply(b, scale, out=b)
+        return np.minimum(b.astype(np.intp), n_buckets - 1)  # b >= 0: astype floors
+
+    cut_bucket = bucket(cuts)
+    per_bucket = np.bincount(cut_bucket, minlength=n_buckets)
+    below = np.cumsum(per_bucket) - per_bucket  # cuts in lower buckets
+    b = bucket(column)
+    out[...] = below.take(b, mode="clip")
+    shared = np.flatnonzero(per_bucket.take(b, mode="clip"))
+    out[shared] = np.searchsorted(cuts, column.take(shared), side="left")
+    return out
 
 
 def _count_below_sorted(cuts: np.ndarray, xs: np.ndarray, order: np.ndarray, out: np.ndarray) -> np.ndarray:

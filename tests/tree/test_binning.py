@@ -142,3 +142,36 @@ def test_count_below_is_searchsorted_left(n_cuts):
     assert count_below(cuts, column, out=out) is out
     np.testing.assert_array_equal(out, np.searchsorted(cuts, column, side="left"))
     assert count_below(cuts, column[:0]).shape == (0,)
+
+
+def _columns_and_cuts(rng):
+    """Columns with the cuts ``Binner`` would place, and adversarial values around them."""
+    cases = []
+    for scale in (1.0, 1e-300, 1e300, 5e-324 * 1e3):
+        x = rng.normal(size=2000) * scale
+        cases.append(x)
+    x = rng.normal(size=3000)
+    cases.append(x)
+    cases.append(np.round(x * 3))  # ties
+    cases.append(np.concatenate([[-1.7e308, 1.7e308], x]))  # a span that overflows
+    cases.append(np.concatenate([x, np.nextafter(x, np.inf), np.nextafter(x, -np.inf)]))
+    cases.append(np.where(x > 0, 0.0, -0.0) + (x > 1))  # signed zeros
+    out = []
+    for column in cases:
+        for max_bins in (2, 17, 256):
+            cuts = Binner(max_bins).fit(column[:, None]).thresholds_[0]
+            cuts = cuts[np.isfinite(cuts)]
+            # Values exactly at the cuts and at their neighbours, inside the column's range.
+            extra = np.concatenate([cuts, np.nextafter(cuts, np.inf), np.nextafter(cuts, -np.inf)])
+            extra = extra[(extra >= column.min()) & (extra <= column.max())]
+            out.append((np.concatenate([column, extra]), cuts))
+    return out
+
+
+def test_bucketed_counts_are_searchsorted_left(rng):
+    from shmforest.tree.binning import _count_below_in_range
+
+    for column, cuts in _columns_and_cuts(rng):
+        got = np.empty(column.size, dtype=np.uint16)
+        _count_below_in_range(cuts, column, column.min(), column.max(), got)
+        np.testing.assert_array_equal(got, np.searchsorted(cuts, column, side="left"))
