@@ -76,10 +76,11 @@ class Binner:
     def _fit(self, X: np.ndarray, sample_weight: np.ndarray | None, codes: bool) -> np.ndarray | None:
         """Thresholds of every feature; with ``codes``, also the codes of ``X`` (C order).
 
-        Each column is sorted once: the sorted values give the thresholds, and the
-        same order gives the codes (:func:`count_below` on a sorted column), so
-        ``fit_transform`` costs one ``argsort`` per feature instead of a sort in
-        ``fit`` and an argsort in ``transform``.
+        Each column is sorted once for its thresholds; its codes then come from
+        buckets of the column's range (:func:`_count_below_in_range`), not from the
+        argsort :meth:`transform` needs for values of unknown range. A
+        ``fit_transform`` of the 75,000 x 20 workload takes about half the time of
+        ``fit`` then ``transform`` (``benchmarks/test_bench_binning.py``).
         """
         if not isinstance(self.max_bins, (int, np.integer)) or not 2 <= self.max_bins <= MAX_BINS:
             raise ValueError(f"max_bins must be an int in [2, {MAX_BINS}], got {self.max_bins!r}")
@@ -201,7 +202,8 @@ def _count_below_in_range(cuts: np.ndarray, column: np.ndarray, lo: float, hi: f
     gets, exactly, the number of cuts in lower buckets, one table lookup; the few
     values sharing a bucket with a cut are counted by ``searchsorted``. No sort of
     the column: a few passes over it (one-off timing, 75,000 values, 255 cuts:
-    about 1 ms against 3 to 4 ms for the argsort route of :func:`count_below`).
+    0.7 ms against 2.7 ms for the argsort route of :func:`count_below`; about what
+    ``np.sort`` of the column takes).
     """
     n_cuts = cuts.shape[0]
     if n_cuts == 0:
