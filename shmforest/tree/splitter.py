@@ -37,9 +37,16 @@ class BinnedX:
     def __init__(self, Xb: np.ndarray) -> None:
         if not (Xb.flags.c_contiguous or Xb.flags.f_contiguous):
             Xb = np.ascontiguousarray(Xb)
+        self.array = Xb
         self.flat = Xb.ravel(order="K")
         self.row_stride, self.col_stride = (s // Xb.itemsize for s in Xb.strides)
         self.n_features = Xb.shape[1]
+        #: Rows are contiguous (C order): all of a sample's codes are one short copy.
+        self.rows_contiguous = bool(Xb.flags.c_contiguous) and Xb.shape[0] > 0
+
+    def rows(self, samples: np.ndarray) -> np.ndarray:
+        """Every feature's code of each sample, in feature order: shape (n, n_features)."""
+        return self.array.take(samples, axis=0)
 
     def codes(self, samples: np.ndarray, features: np.ndarray) -> np.ndarray:
         """``Xb[samples, features]`` (broadcast), as one flat ``take``."""
@@ -134,7 +141,15 @@ def dense_splits(
     n_nodes, k = features.shape
     n_pairs = n_nodes * k
     n_cells = n_bins * n_pairs
-    codes = X.node_codes(batch, features)
+    # Every node trying every feature (max_features=None): histogram the features in
+    # their own order from whole rows of codes, a copy of a few bytes per sample
+    # instead of a gather per (sample, feature), and put each node's results in its
+    # draw order afterwards. Each cell sums the same samples in the same order
+    # either way, so the split found is the same to the bit. One deep tree on the
+    # 75,000 x 20 workload, serial: 0.93 s -> 0.80 s and 1.09 s -> 0.88 s in two
+    # interleaved runs of 7 (one-off timings of a throwaway script).
+    whole_rows = k == X.n_features and X.rows_contiguous and bool(usable.all())
+    codes = X.rows(batch.samples) if whole_rows else X.node_codes(batch, features)
     # cell = code * n_pairs + pair (+ the stat plane's offset): bins outermost, so
     # the cumulative sums over bins add whole rows of pairs.
     pair = np.repeat(np.arange(0, n_pairs, k), batch.sizes)
@@ -165,7 +180,11 @@ def dense_splits(
     usable = usable.reshape(-1)
     best[~usable] = np.nan
     nonconstant &= usable
-    return _pick_per_node(best.reshape(n_nodes, k), best_bin.reshape(n_nodes, k), nonconstant.reshape(n_nodes, k), cum)
+    best, best_bin, nonconstant = (a.reshape(n_nodes, k) for a in (best, best_bin, nonconstant))
+    if not whole_rows:
+        return _pick_per_node(best, best_bin, nonconstant, cum)
+    by_slot = [np.take_along_axis(a, features, axis=1) for a in (best, best_bin, nonconstant)]
+    return _pick_per_node(*by_slot, cum, column_of_slot=features)
 
 
 def total_weight(crit: Criterion, stats: np.ndarray) -> np.ndarray:
@@ -187,14 +206,18 @@ def _cumsum_bins(hist: np.ndarray) -> np.ndarray:
     return hist
 
 
-def _pick_per_node(best: np.ndarray, best_bin: np.ndarray, nonconstant: np.ndarray, cum: np.ndarray) -> Splits:
+def _pick_per_node(
+    best: np.ndarray, best_bin: np.ndarray, nonconstant: np.ndarray, cum: np.ndarray,
+    column_of_slot: np.ndarray | None = None,
+) -> Splits:
+    """The first best slot of each node; ``column_of_slot`` maps slots to ``cum``'s pair columns when they differ."""
     n_nodes, k = best.shape
     slot = np.fmax.reduce(best, axis=1)
     slot = (best == slot[:, None]).argmax(axis=1)  # first best feature, in draw order
     rows = np.arange(n_nodes)
     score = best[rows, slot]
     b = best_bin[rows, slot]
-    pair = rows * k + slot
+    pair = rows * k + (slot if column_of_slot is None else column_of_slot[rows, slot])
     # The right side starts at the first bin holding more than the left side.
     column = cum[:, pair]
     next_bin = np.argmax(column > column[b, rows], axis=0)
