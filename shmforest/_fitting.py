@@ -56,8 +56,9 @@ DEFAULT_EXECUTOR = "shm"
 #: Below this many values of X, binning runs in the parent: tasks would cost more than they
 #: save. On 2 cores the 75,000 x 20 workload (1.5M values) binned in 52 ms in the parent,
 #: 60 ms as tasks on a reused 2-worker shm executor and 88 ms on a fresh one
-#: (``benchmarks/test_bench_binning.py``, one run): placing X and the tasks cost about
-#: 20 ms plus 7 ns a value, which pays back from a few million values.
+#: (``benchmarks/test_bench_binning.py``, one run). The tasks' overhead (placing X,
+#: feeding and starting workers) is tens of milliseconds; 4M values is an estimate from
+#: these figures of where halving the work pays for it, not a size measured.
 PARALLEL_BINNING_CELLS = 4_000_000
 
 

@@ -97,7 +97,8 @@ else:
 #: to the first task, those imports made a fresh shm executor's first task take
 #: 44 to 47 ms instead of 19 to 20 (median; ``benchmarks/test_bench_dispatch.py``).
 #: numpy loads ``numpy.random`` on first use, which every bootstrapped tree makes
-#: (``bootstrap_counts``): about 10 ms in each fresh worker's first tree otherwise.
+#: (``bootstrap_counts``): about 10 ms in each fresh worker's first tree otherwise
+#: (one-off timing in a fresh interpreter).
 _FORKSERVER_PRELOAD = (w_.__name__, "shmforest.executors.process", "shmforest.executors.shm", "numpy.random")
 
 

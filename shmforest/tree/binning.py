@@ -214,8 +214,7 @@ def _count_below_in_range(cuts: np.ndarray, column: np.ndarray, lo: float, hi: f
         span = np.float64(hi) - np.float64(lo)
         scale = n_buckets / span
     if not (np.isfinite(span) and np.isfinite(scale) and scale > 0):  # a range too wide or too narrow
-        order = np.argsort(column)
-        return _count_below_sorted(cuts, column.take(order), order, out)
+        return count_below(cuts, column, out)
 
     def bucket(v: np.ndarray) -> np.ndarray:
         b = np.subtract(v, lo)

@@ -28,8 +28,9 @@ avoided, not multiplied. With the hint the cut is dynamic: the worker that took
 half of level 1 and finishes first gets half of whatever level the other is on
 next, so the halves need not be equal work. One fully grown tree on the 75,000
 x 20 workload, ``benchmarks/test_bench_forest.py``: 1.39x to 1.51x serial with the
-one cut of the heuristic (earlier sessions), 1.51x and 1.59x with the hint and
-today's worker fixes (its last two runs).
+one cut of the heuristic, 1.51x and 1.59x in the two runs after the hint went in
+(commit 7173072 and the worker fixes after it; later speed-ups of the serial
+build lowered the ratio, see the README).
 """
 
 from __future__ import annotations

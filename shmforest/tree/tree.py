@@ -243,7 +243,7 @@ def _check_structure(left: np.ndarray, right: np.ndarray, feature: np.ndarray) -
     if np.any(internal != (right != TREE_LEAF)):
         raise ValueError("children_left and children_right disagree on which nodes are leaves")
     kids = np.concatenate([left[internal], right[internal]])
-    # bincount, not np.unique: the first np.unique in a process imports numpy.ma (~20 ms),
+    # bincount, not np.unique: the first np.unique in a process imports numpy.ma (~20 ms, one-off timing),
     # which every fresh worker would pay on its first tree.
     if kids.size and (kids.min() < 1 or kids.max() >= n or np.bincount(kids, minlength=n).max() > 1):
         raise ValueError("children must be distinct node ids in [1, node_count), each with one parent")
