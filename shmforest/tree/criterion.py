@@ -83,10 +83,13 @@ class Criterion:
 
     def sum_cells(self, index: np.ndarray, n_cells: int, weights: list[np.ndarray]) -> np.ndarray:
         """Sum ``weights`` at ``index`` (offsets included): shape (n_split_stats, n_cells)."""
-        size = self.n_split_stats * n_cells if len(weights) == 1 else n_cells
-        return np.stack([np.bincount(index, weights=wi, minlength=size) for wi in weights]).reshape(
-            self.n_split_stats, n_cells
-        )
+        if len(weights) == 1:
+            # One bincount fills every stat's plane: reshaped, not stacked (a copy of
+            # every cell, ~3% of a deep tree's fit).
+            return np.bincount(index, weights=weights[0], minlength=self.n_split_stats * n_cells).reshape(
+                self.n_split_stats, n_cells
+            )
+        return np.stack([np.bincount(index, weights=wi, minlength=n_cells) for wi in weights])
 
     def entry_stats(self, y: np.ndarray, w: np.ndarray) -> np.ndarray:
         """Split-search stats of single samples: shape (n_split_stats, n)."""
