@@ -2,7 +2,9 @@
 
 * ``Binner.fit`` then ``transform`` (a sort, then an argsort, per feature)
   against ``fit_transform`` (one argsort per feature, shared by thresholds and codes);
-* the binning step of a fit (``_fitting._bin``) run in the parent, and as tasks
+* the binning step of a fit (``_fitting._bin``) run in the parent (in one thread
+  for a one-worker executor, in a thread per worker for a 2-worker one: what a
+  fit of this size does), and as tasks
   (groups of features, whatever ``PARALLEL_BINNING_CELLS`` says) on a fresh
   ``shm`` executor with 2 workers (their start and first task included) and on
   one whose workers have binned before.
@@ -52,7 +54,8 @@ def cases(X: np.ndarray, warm: object) -> dict[str, Callable[[], object]]:
     return {
         "Binner.fit + transform": lambda: Binner().fit(X).transform(X),
         "Binner.fit_transform": lambda: Binner().fit_transform(X),
-        "fit's binning, in the parent": lambda: fitting._bin(X, None, 256, SerialExecutor()),
+        "fit's binning, in the parent, one thread (serial)": lambda: fitting._bin(X, None, 256, SerialExecutor()),
+        "fit's binning, in the parent, 2 threads (shm x2)": lambda: fitting._bin(X, None, 256, warm),
         "fit's binning as tasks, fresh shm x2": fresh,
         "fit's binning as tasks, shm x2 reused": lambda: as_tasks(X, warm),
     }

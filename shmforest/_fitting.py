@@ -6,7 +6,8 @@
     ------                                               ---------------------
     check X, y, sample_weight once
     each model: check params, draw per-tree seeds  (a model's plan)
-    Binner: X -> uint8 codes, once  (big X: groups of features binned as tasks)
+    Binner: X -> uint8 codes, once  (mid-sized X: groups of features in threads here;
+                                     big X: groups of features binned as tasks)
     SharedDataset(Xb, thresholds, y[, w][, X])  ----->   _fit_tree(dataset, params, seed, ...)
       (one per target kind; pickles as handles)            bootstrap counts from the seed
                                                             TreeBuilder(params).build(...)
@@ -14,6 +15,10 @@
     results in submission order  <------------------     (Tree, oob) per task
     each model assembles its fitted attributes
     close the dataset (also on error), shut down the executor if we made it
+
+A fit of one branch-parallel tree on several workers (a ``DecisionTree*``) runs
+``_fit_tree`` here instead: the first levels grow in this process, then every
+subtree goes to the executor at once (``delegate``, :meth:`TreeBuilder.build`).
 
 Everything random is decided by the per-tree seeds drawn in the parent, so the
 executor, its budget and the order tasks finish in cannot change a result.
@@ -41,7 +46,9 @@ from shmforest._validation import (
     feature_names_of,
     resolve_n_jobs,
 )
+from shmforest.budget import usable_cores
 from shmforest.errors import ExecutorNotFoundError
+from shmforest.executors.base import Executor, in_task, run_in_task
 from shmforest.executors.registry import get_executor
 from shmforest.shared import SharedDataset
 from shmforest.tree.binning import Binner
@@ -53,13 +60,18 @@ __all__ = ["Targets", "TreePlan", "fit_models", "resolve_executor", "bootstrap_c
 # Bootstrap draws use their own stream of the tree's seed, apart from the builder's.
 _BOOTSTRAP_STREAM = 0xB0075
 DEFAULT_EXECUTOR = "shm"
-#: Below this many values of X, binning runs in the parent: tasks would cost more than they
-#: save. On 2 cores the 75,000 x 20 workload (1.5M values) binned in 52 ms in the parent,
-#: 60 ms as tasks on a reused 2-worker shm executor and 88 ms on a fresh one
-#: (``benchmarks/test_bench_binning.py``, one run). The tasks' overhead (placing X,
-#: feeding and starting workers) is tens of milliseconds; 4M values is an estimate from
-#: these figures of where halving the work pays for it, not a size measured.
+#: Below this many values of X, binning runs in the parent (in threads, see below): tasks
+#: would cost more than they save. On 2 cores the 75,000 x 20 workload (1.5M values)
+#: binned in 70 ms in one thread of the parent, 54 ms in two, 76 ms as tasks on a reused
+#: 2-worker shm executor and 115 ms on a fresh one (``benchmarks/test_bench_binning.py``,
+#: one run). The tasks' overhead (placing X, feeding and starting workers) is tens of
+#: milliseconds; 4M values is an estimate from such figures of where halving the work
+#: pays for it, not a size measured.
 PARALLEL_BINNING_CELLS = 4_000_000
+#: From this many values up to ``PARALLEL_BINNING_CELLS``, threads of the parent bin groups
+#: of features (:func:`_bin_in_threads`); below it binning takes a few milliseconds, about
+#: what starting and joining the threads would take back.
+THREADED_BINNING_CELLS = 100_000
 
 
 # --------------------------------------------------------------------------- tasks
@@ -94,10 +106,15 @@ def _fit_tree(
     n_draws: int,
     parallel: bool = False,
     oob: bool = False,
+    delegate: bool = False,
 ) -> tuple[Tree, tuple[np.ndarray, np.ndarray] | None]:
-    """Build one tree; with ``oob``, also its predictions for the samples its bootstrap left out."""
+    """Build one tree; with ``oob``, also its predictions for the samples its bootstrap left out.
+
+    ``delegate``: run here, by the caller of ``fit``, handing the subtrees to the
+    executor (:meth:`TreeBuilder.build`); otherwise this is a task on a worker.
+    """
     counts = bootstrap_counts(seed, data["Xb"].shape[0], n_draws) if bootstrap else None
-    tree = TreeBuilder(params).build(data, seed, sample_counts=counts, parallel=parallel)
+    tree = TreeBuilder(params).build(data, seed, sample_counts=counts, parallel=parallel, delegate=delegate)
     if oob and counts is not None:
         rows = np.flatnonzero(counts == 0)
         return tree, (rows.astype(np.int32), tree.predict(data["X"][rows]))
@@ -258,21 +275,24 @@ def _abandon(futures: list[cf.Future[Any]]) -> None:
 
 
 def _bin(Xa: np.ndarray, w: np.ndarray | None, max_bins: int, pool: cf.Executor) -> tuple[np.ndarray, np.ndarray]:
-    """Thresholds and uint8 codes of every feature; groups of features binned as tasks on big data.
+    """Thresholds and uint8 codes of every feature: groups of features binned as tasks on
+    big data, by threads here on mid-sized data, in one piece on small data or one worker.
 
     Each feature's bins depend on that feature alone, so how features are grouped
-    into tasks cannot change a bit of the result.
+    into tasks or threads cannot change a bit of the result.
     """
     workers = getattr(pool, "max_workers", getattr(pool, "_max_workers", 1))
     n_samples, n_features = Xa.shape
-    if workers < 2 or n_features < 2 or n_samples * n_features < PARALLEL_BINNING_CELLS:
+    if workers < 2 or n_features < 2 or n_samples * n_features < THREADED_BINNING_CELLS:
         binner = Binner(max_bins=max_bins)
         codes = binner.fit_transform(Xa, w)
         return binner.thresholds_, codes
-    groups = np.array_split(np.arange(n_features), min(n_features, 2 * workers))
     arrays = {"XT": np.ascontiguousarray(Xa.T)}  # each feature's values contiguous
     if w is not None:
         arrays["w"] = w
+    if n_samples * n_features < PARALLEL_BINNING_CELLS:
+        return _bin_in_threads(arrays, n_features, max_bins, workers)
+    groups = np.array_split(np.arange(n_features), min(n_features, 2 * workers))
     with SharedDataset(arrays) as source:
         futures = []
         try:
@@ -282,7 +302,35 @@ def _bin(Xa: np.ndarray, w: np.ndarray | None, max_bins: int, pool: cf.Executor)
             _abandon(futures)
             raise
         results = _gather(futures)
-    codes = np.empty(Xa.shape, dtype=np.uint8)
+    return _assemble_bins(groups, results, Xa.shape)
+
+
+def _bin_in_threads(source: dict[str, np.ndarray], n_features: int, max_bins: int, workers: int) -> tuple[np.ndarray, np.ndarray]:
+    """Groups of features binned by threads of this process, one per worker the pool could run.
+
+    The pool runs nothing while the fit bins (its trees need the codes), so its
+    workers' share of the machine is free; the sorts and searches of each feature
+    release the GIL. Inside a task this process holds one token only: one thread.
+    75,000 x 20 on 2 cores: 70 ms in one thread, 54 ms in two, a transposed copy
+    of X included (``benchmarks/test_bench_binning.py``, one run).
+    """
+    threads = 1 if in_task() else min(workers, n_features, usable_cores()[0])
+    groups = np.array_split(np.arange(n_features), threads)
+    if threads == 1:
+        results = [_bin_features(source, 0, n_features, max_bins)]
+    else:
+        with cf.ThreadPoolExecutor(threads, thread_name_prefix="shmforest-binning") as binning:
+            results = list(binning.map(
+                lambda columns: _bin_features(source, int(columns[0]), int(columns[-1]) + 1, max_bins), groups
+            ))
+    return _assemble_bins(groups, results, source["XT"].shape[::-1])
+
+
+def _assemble_bins(
+    groups: list[np.ndarray], results: list[tuple[np.ndarray, np.ndarray]], shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Thresholds and C-order codes of all features from each group's."""
+    codes = np.empty(shape, dtype=np.uint8)
     for columns, (_, group_codes) in zip(groups, results):
         codes[:, columns] = group_codes
     return np.vstack([thresholds for thresholds, _ in results]), codes
@@ -299,18 +347,13 @@ def _run(
         for tree, seed in plan.oob_refits:
             tasks.append((_oob_predict, (data, tree, seed, plan.n_draws)))
     bar = ProgressBar(len(tasks), label or "fitting trees") if verbose else None
-    futures: list[cf.Future[Any]] = []
     try:
-        try:
-            for fn, args in tasks:
-                future = pool.submit(fn, *args)
-                if bar is not None:
-                    future.add_done_callback(lambda _f: bar.advance())
-                futures.append(future)
-        except BaseException:
-            _abandon(futures)
-            raise
-        outputs = _gather(futures)
+        if _drives_here(plans, tasks, pool):
+            outputs = [run_in_task(pool, _fit_tree, tasks[0][1], {"delegate": True})]
+            if bar is not None:
+                bar.advance()
+        else:
+            outputs = _submit_all(tasks, pool, bar)
     finally:
         if bar is not None:
             bar.close()
@@ -322,3 +365,36 @@ def _run(
         oob = [o for _, o in built if o is not None]
         results.append(TreeResults(trees=[t for t, _ in built], oob=refits + oob))
     return results
+
+
+def _drives_here(plans: list[TreePlan], tasks: list[tuple[Callable[..., Any], tuple[Any, ...]]], pool: cf.Executor) -> bool:
+    """Whether the one tree of this fit is better grown from here than as a task.
+
+    A single branch-parallel tree (a ``DecisionTree*`` fit) on an executor of
+    several workers: as a task it would grow its first levels on one freshly
+    started worker, which then starts the second at its first hand-off. From here
+    the first levels run in this (warm) process, which meanwhile runs nothing
+    else, and the subtrees go to all the workers at once; the tree is the same to
+    the bit (:mod:`shmforest.tree.growth`).
+    """
+    return (
+        len(tasks) == 1 and tasks[0][0] is _fit_tree and plans[0].parallel
+        and isinstance(pool, Executor) and pool.max_workers >= 2
+    )
+
+
+def _submit_all(
+    tasks: list[tuple[Callable[..., Any], tuple[Any, ...]]], pool: cf.Executor, bar: ProgressBar | None
+) -> list[Any]:
+    """Every task on ``pool``; their results in submission order."""
+    futures: list[cf.Future[Any]] = []
+    try:
+        for fn, args in tasks:
+            future = pool.submit(fn, *args)
+            if bar is not None:
+                future.add_done_callback(lambda _f: bar.advance())
+            futures.append(future)
+    except BaseException:
+        _abandon(futures)
+        raise
+    return _gather(futures)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import shmforest._fitting as fitting
+import shmforest.tree.growth as growth
 from shmforest._fitting import bootstrap_counts
 from shmforest.errors import NotFittedError
 from shmforest.executors.serial import SerialExecutor
@@ -440,12 +441,38 @@ def test_forest_submits_one_task_per_tree_and_leaves_a_given_executor_running(da
     assert ex.submit(int, "3").result() == 3
 
 
-def test_decision_tree_is_one_branch_parallel_task(data):
+def test_decision_tree_on_one_worker_is_one_branch_parallel_task(data):
     X, y, _ = data
-    ex = RecordingExecutor()
+    ex = RecordingExecutor(max_workers=1)
     DecisionTreeClassifier(executor=ex, random_state=0).fit(X, y)
     tasks = ex.tree_tasks()
     assert len(tasks) == 1 and tasks[0][5] is True
+
+
+def test_decision_tree_on_several_workers_grows_here_and_hands_its_subtrees_on(data, monkeypatch):
+    X, y, _ = data
+    monkeypatch.setattr(growth, "MIN_TASK_SAMPLES", 32)
+
+    class Nesting(RecordingExecutor):  # runs tasks inline: tells the caller's submissions from theirs
+        depth = 0
+
+        def submit(self, fn, /, *args, **kwargs):
+            self.calls.append(("depth", self.depth))
+            self.depth += 1
+            try:
+                return super().submit(fn, *args, **kwargs)
+            finally:
+                self.depth -= 1
+
+    ex = Nesting(max_workers=2)
+    model = DecisionTreeClassifier(executor=ex, random_state=0).fit(X, y)
+    assert ex.tree_tasks() == []  # not one task on one worker: the caller grows the top
+    assert any(fn is growth._grow_task for fn, _ in ex.calls)
+    from_caller = [args[2] for (_, depth), (fn, args) in zip(ex.calls[::2], ex.calls[1::2]) if depth == 0]
+    # The root's two children, one task each, with every sample between them.
+    assert len(from_caller) == 2 and sum(p["samples"].size for p in from_caller) == X.shape[0]
+    reference = DecisionTreeClassifier(executor="serial", random_state=0).fit(X, y)
+    assert model.tree_ == reference.tree_
 
 
 def test_an_executor_made_by_name_is_shut_down(data, monkeypatch):
@@ -621,7 +648,8 @@ def test_the_big_tree_is_really_built_branch_parallel(big_data):
     X, y, _, w = big_data
     ex = RecordingExecutor()
     DecisionTreeClassifier(random_state=0, max_features="sqrt", executor=ex).fit(X, y, sample_weight=w)
-    assert len(ex.calls) > len(ex.tree_tasks()) == 1  # the builder handed subtrees on
+    assert ex.tree_tasks() == []  # several workers: grown from here...
+    assert sum(fn is growth._grow_task for fn, _ in ex.calls) >= 2  # ...and the builder handed subtrees on
 
 
 @pytest.mark.parametrize("n_jobs", [1, 2, 3])
@@ -659,6 +687,37 @@ def test_big_data_is_binned_as_tasks_exactly_as_in_one_piece(big_data, monkeypat
     whole = Binner(256).fit(X, w)
     np.testing.assert_array_equal(thresholds, whole.thresholds_)
     np.testing.assert_array_equal(codes, whole.transform(X))
+
+
+def test_mid_sized_data_is_binned_by_threads_here_exactly_as_in_one_piece(big_data, monkeypatch):
+    import threading
+
+    from shmforest.executors.base import run_in_task
+    from shmforest.tree.binning import Binner
+
+    X, y, _, w = big_data  # 120,000 values: above THREADED_BINNING_CELLS, below PARALLEL_BINNING_CELLS
+    assert fitting.THREADED_BINNING_CELLS <= X.size < fitting.PARALLEL_BINNING_CELLS
+    real, seen = fitting._bin_features, []
+
+    def recording(source, start, stop, max_bins):
+        seen.append((threading.current_thread().name, start, stop))
+        return real(source, start, stop, max_bins)
+
+    monkeypatch.setattr(fitting, "_bin_features", recording)
+    monkeypatch.setattr(fitting, "usable_cores", lambda: (8, "test"))  # whatever this machine has
+    ex = RecordingExecutor(max_workers=2)
+    thresholds, codes = fitting._bin(X, w, 256, ex)
+    assert ex.calls == []  # no tasks...
+    assert len(seen) == 2 and all(name.startswith("shmforest-binning") for name, _, _ in seen)  # ...two threads
+    assert sorted((a, b) for _, a, b in seen) == [(0, 3), (3, 6)]
+    whole = Binner(256).fit(X, w)
+    np.testing.assert_array_equal(thresholds, whole.thresholds_)
+    np.testing.assert_array_equal(codes, whole.transform(X))
+    # Inside a task this process holds one token: one thread, the task's own.
+    seen.clear()
+    again = run_in_task(ex, fitting._bin, (X, w, 256, ex), {})
+    assert [(name, a, b) for name, a, b in seen] == [(threading.current_thread().name, 0, 6)]
+    np.testing.assert_array_equal(again[1], codes)
 
 
 @pytest.mark.parametrize("name", ["process", "shm"])

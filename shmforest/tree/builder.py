@@ -108,6 +108,7 @@ class TreeBuilder:
         seed: int,
         sample_counts: np.ndarray | None = None,
         parallel: bool = False,
+        delegate: bool = False,
     ) -> Tree:
         """Grow a tree.
 
@@ -125,6 +126,11 @@ class TreeBuilder:
             ``w * sample_counts``. Samples of weight 0 take no part.
         parallel : bool, default False
             Hand independent subtrees to :func:`shmforest.current_executor` as tasks.
+        delegate : bool, default False
+            With ``parallel``: the caller is not one of the executor's workers
+            but waits for them (the process that called ``fit``). It grows the
+            first levels, then hands every subtree to the executor and keeps none,
+            so the pool's workers start together and the budget is never exceeded.
 
         Returns
         -------
@@ -153,7 +159,7 @@ class TreeBuilder:
         )
         grower = LevelGrower(data, setup, Xb, y, w)
         if self.params.max_leaf_nodes is None:
-            records = grower.grow(root)
+            records = grower.grow(root, delegate=bool(parallel and delegate))
         else:
             records = grower.grow_best_first(root)
         return records_to_tree(records, n_features)

@@ -11,6 +11,8 @@
         -> NodeRecords (the level's nodes), next Level (their children)
       parallel: half of a level  --submit(_grow_task, data, setup, payload)-->  a worker
                                   <--------- that subtree's NodeRecords -----------
+      delegate (the caller of fit, not a worker): all of the first level worth
+                cutting, one part per free worker; the caller keeps none
       records_to_tree: breadth-first ids -> Tree            (records.py)
 
 A node's split depends only on its own samples (in their canonical, ascending
@@ -31,6 +33,13 @@ x 20 workload, ``benchmarks/test_bench_forest.py``: 1.39x to 1.51x serial with t
 one cut of the heuristic, 1.51x and 1.59x in the two runs after the hint went in
 (commit 7173072 and the worker fixes after it; later speed-ups of the serial
 build lowered the ratio, see the README).
+
+Where a tree starts: a ``DecisionTree*`` fit on several workers grows the first
+levels in the process that called ``fit`` (warm, and idle otherwise) and hands
+every node of the first level worth cutting to the workers, which start
+together; as one task, a freshly started worker grew the root level (31 to 70
+ms in a traced one-off run, against 16 to 25 ms in the parent) and started the
+second worker only at its first hand-off.
 """
 
 from __future__ import annotations
@@ -178,35 +187,65 @@ class LevelGrower:
         self.max_depth = np.iinfo(np.int64).max if self.params.max_depth is None else self.params.max_depth
 
     # -- drivers --------------------------------------------------------
-    def grow(self, level: Level) -> NodeRecords:
-        """Grow ``level`` and all its descendants, breadth first."""
+    def grow(self, level: Level, delegate: bool = False) -> NodeRecords:
+        """Grow ``level`` and all its descendants, breadth first.
+
+        With ``delegate`` (only for a parallel build), this process is not one of
+        the executor's workers but the one waiting for them: at the first level
+        worth cutting, every node goes to the executor and none stays here.
+        """
         records = NodeRecords()
         tasks: list[tuple[Any, np.ndarray]] = []
-        while level.n:
-            _, level, _ = self._expand(level, records)
-            if self.setup.parallel and level.n >= 2 and level.samples.size >= MIN_TASK_SAMPLES:
-                level = self._hand_off(level, tasks)
-        for future, root_parent in tasks:
-            records.merge(future.result(), root_parent)
+        try:
+            while level.n:
+                _, level, _ = self._expand(level, records)
+                if self.setup.parallel and level.n >= 2 and level.samples.size >= MIN_TASK_SAMPLES:
+                    level = self._hand_off(level, tasks, delegate)
+            for future, root_parent in tasks:
+                records.merge(future.result(), root_parent)
+        except BaseException:
+            # Subtree tasks read the dataset, which the caller closes once this
+            # raises: let none of them outlive it.
+            for future, _ in tasks:
+                future.cancel()
+            for future, _ in tasks:
+                try:
+                    future.exception()
+                except BaseException:  # cancelled, or interrupted again: nothing more to wait for
+                    pass
+            raise
         return records
 
-    def _hand_off(self, level: Level, tasks: list[tuple[Any, np.ndarray]]) -> Level:
-        """Submit the second half of ``level`` (by samples) as a task; keep the first."""
+    def _hand_off(self, level: Level, tasks: list[tuple[Any, np.ndarray]], delegate: bool) -> Level:
+        """Submit parts of ``level`` (cut by samples, between nodes) as tasks; return what stays.
+
+        A worker keeps the first half and submits the second, if a worker is free
+        to take it. A delegating caller submits all of it, one part per free
+        worker, and keeps nothing.
+        """
         executor = current_executor()
         workers = executor.max_workers
         if workers < 2:
             return level
         free = free_workers(executor)
-        if free == 0:
+        if delegate:
+            parts = min(level.n, free if free else workers)
+        elif free == 0:
             return level  # would run inline: same work, more per-level overhead
-        if free is None and level.samples.size < TASK_SHARE * self.setup.root_samples / workers:
+        elif free is None and level.samples.size < TASK_SHARE * self.setup.root_samples / workers:
             return level
-        cut = int(np.searchsorted(np.cumsum(level.sizes), level.samples.size / 2))
-        cut = min(max(cut, 1), level.n - 1)
-        give = level.take(np.arange(cut, level.n))
-        future = executor.submit(_grow_task, self.data, self.setup, task_payload(give, self.w))
-        tasks.append((future, give.parent))
-        return level.take(np.arange(cut))
+        else:
+            parts = 2
+        # Each part ends before the node that would carry it past its share of the samples.
+        bounds = np.searchsorted(np.cumsum(level.sizes), level.samples.size * np.arange(1, parts) / parts)
+        bounds = np.clip(bounds, 1, level.n - 1)
+        bounds = bounds[np.append(True, bounds[1:] != bounds[:-1])] if bounds.size else bounds
+        pieces = np.split(np.arange(level.n), bounds)
+        for nodes in pieces if delegate else pieces[1:]:
+            give = level.take(nodes)
+            future = executor.submit(_grow_task, self.data, self.setup, task_payload(give, self.w))
+            tasks.append((future, give.parent))
+        return empty_level(self.criterion.n_node_stats) if delegate else level.take(pieces[0])
 
     def grow_best_first(self, root: Level) -> NodeRecords:
         """Grow by largest impurity decrease until ``max_leaf_nodes`` leaves."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import pickle
 import threading
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -462,6 +463,77 @@ def test_levels_are_handed_off_only_when_a_worker_is_free(clf_data, monkeypatch,
         assert ex.submitted == []  # nobody free: no task would have run anywhere but here
     else:
         assert ex.submitted and ex.threaded == len(ex.submitted)  # every hand-off found its thread
+
+
+class ThreadsForEveryToken(HintedThreads):
+    """A thread per token: the caller holds none, as the process that called ``fit`` (``delegate``)."""
+
+    def __init__(self, max_workers: int = 2) -> None:
+        super().__init__(max_workers)
+        self._free = threading.Semaphore(max_workers)
+        self.from_caller: list[bool] = []
+
+    def submit(self, fn, /, *args, **kwargs):
+        self.from_caller.append(threading.current_thread() is threading.main_thread())
+        return super().submit(fn, *args, **kwargs)
+
+    def caller_payloads(self) -> list[dict]:
+        return [args[2] for args, mine in zip(self.submitted, self.from_caller) if mine]
+
+
+@pytest.mark.parametrize("max_workers", [2, 3])
+def test_a_delegating_caller_hands_every_node_on_at_its_first_cut(clf_data, monkeypatch, max_workers):
+    X, y = clf_data
+    counts = bootstrap(y.size, 5)
+    p = params(max_features=3)
+    monkeypatch.setattr(growth_module, "MIN_TASK_SAMPLES", 32)
+    handed = {}
+    with dataset(X, y) as ds:
+        serial = TreeBuilder(p).build(ds, seed=6, sample_counts=counts)
+        for delegate in (True, False):
+            ex = ThreadsForEveryToken(max_workers)
+            try:
+                tree = run_in_task(ex, TreeBuilder(p).build, (ds,),
+                                   dict(seed=6, sample_counts=counts, parallel=True, delegate=delegate))
+            finally:
+                ex.shutdown()
+            assert tree == serial
+            handed[delegate] = ex.caller_payloads()
+    # Level 1 (the root's two children) is the first cut: both go, one task each, and
+    # with them every sample of the tree; without delegate the caller keeps a half.
+    assert len(handed[True]) == 2
+    assert sum(t["samples"].size for t in handed[True]) == np.count_nonzero(counts)
+    assert sum(t["samples"].size for t in handed[False][:1]) < np.count_nonzero(counts)
+
+
+def test_a_failed_subtree_task_is_raised_after_the_others_finished(clf_data, monkeypatch):
+    # The caller closes the dataset once the build raises: no task may still read it.
+    X, y = clf_data
+    monkeypatch.setattr(growth_module, "MIN_TASK_SAMPLES", 32)
+    real = growth_module._grow_task
+    calls, finished = [], []
+    second_started = threading.Event()
+
+    def flaky(data, setup, payload):
+        calls.append(payload["samples"].size)
+        if len(calls) == 1:
+            second_started.wait(10)  # fail while the other task runs (a task not started is just cancelled)
+            raise RuntimeError("subtree task failed")
+        second_started.set()
+        time.sleep(0.3)
+        out = real(data, setup, payload)
+        finished.append(True)
+        return out
+
+    monkeypatch.setattr(growth_module, "_grow_task", flaky)
+    ex = ThreadsForEveryToken(2)
+    try:
+        with dataset(X, y) as ds:
+            with pytest.raises(RuntimeError, match="subtree task failed"):
+                run_in_task(ex, TreeBuilder(params(max_features=3)).build, (ds,), dict(seed=0, parallel=True, delegate=True))
+            assert len(calls) >= 2 and len(finished) == len(calls) - 1  # every other task done
+    finally:
+        ex.shutdown()
 
 
 def test_tasks_receive_handles_not_data(clf_data, monkeypatch):
