@@ -62,8 +62,8 @@ _BOOTSTRAP_STREAM = 0xB0075
 DEFAULT_EXECUTOR = "shm"
 #: Below this many values of X, binning runs in the parent (in threads, see below): tasks
 #: would cost more than they save. On 2 cores the 75,000 x 20 workload (1.5M values)
-#: binned in 70 ms in one thread of the parent, 54 ms in two, 76 ms as tasks on a reused
-#: 2-worker shm executor and 115 ms on a fresh one (``benchmarks/test_bench_binning.py``,
+#: binned in 68 ms in one thread of the parent, 46 ms in two, 67 ms as tasks on a reused
+#: 2-worker shm executor and 102 ms on a fresh one (``benchmarks/test_bench_binning.py``,
 #: one run). The tasks' overhead (placing X, feeding and starting workers) is tens of
 #: milliseconds; 4M values is an estimate from such figures of where halving the work
 #: pays for it, not a size measured.
@@ -311,7 +311,7 @@ def _bin_in_threads(source: dict[str, np.ndarray], n_features: int, max_bins: in
     The pool runs nothing while the fit bins (its trees need the codes), so its
     workers' share of the machine is free; the sorts and searches of each feature
     release the GIL. Inside a task this process holds one token only: one thread.
-    75,000 x 20 on 2 cores: 70 ms in one thread, 54 ms in two, a transposed copy
+    75,000 x 20 on 2 cores: 68 ms in one thread, 46 ms in two, a transposed copy
     of X included (``benchmarks/test_bench_binning.py``, one run).
     """
     threads = 1 if in_task() else min(workers, n_features, usable_cores()[0])
