@@ -44,6 +44,7 @@ second worker only at its first hand-off.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import heapq
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -210,8 +211,8 @@ class LevelGrower:
                 future.cancel()
             for future, _ in tasks:
                 try:
-                    future.exception()
-                except BaseException:  # cancelled, or interrupted again: nothing more to wait for
+                    future.exception()  # waits; a second Ctrl-C here gives up waiting
+                except cf.CancelledError:
                     pass
             raise
         return records
