@@ -36,7 +36,7 @@ import pytest
 from shmforest.forest import DecisionTreeClassifier, RandomForestClassifier
 
 N_TREES = 100
-TREE_REPEATS = 5  # one deep tree fits in about a second: the median of a few rounds, runners in turns
+TREE_REPEATS = 9  # one deep tree fits in under a second: the median of 9 rounds, runners in turns (5 left it at the mercy of one slow minute)
 EXECUTORS = ["serial", "thread", "process", "shm"]
 JOBS = [1, 2]
 # (library, executor, n_jobs) for the forests

@@ -27,6 +27,9 @@ from shmforest.budget import DEPTH_ENV_VAR, ENV_VAR, ProcessBudget, _me, _proc_s
 from shmforest.errors import BudgetError, PoolTerminatedError, TaskPicklingError, WorkerCrashedError
 from shmforest.shared import ensure_tracker
 
+#: The task of a worker that warm_up() is starting: none yet (its origin is None).
+_STARTING: tuple[int, Any] = (0, None)
+
 _EXIT_GRACE_S = 5.0  # how long a worker asked to exit may take before it is killed
 _TERMINATE_GRACE_S = 1.0  # after SIGTERM, before SIGKILL
 
@@ -83,6 +86,8 @@ class _PoolState:
         os.set_blocking(self.wake_w, False)
         self.thread: threading.Thread | None = None
         self.stopped = threading.Event()
+        self.starting = 0  # idle workers being started by warm_up(), counted as free
+        self.warming: threading.Thread | None = None
         _POOLS.add(self)
 
     # -- helpers (call with self.lock held) ------------------------------------------
@@ -114,7 +119,41 @@ class _PoolState:
     # -- submission --------------------------------------------------------------------
     def free_workers(self) -> int:
         with self.lock:
-            return len(self.idle) + (0 if self.closing else self.budget._peek_available())
+            return len(self.idle) + self.starting + (0 if self.closing else self.budget._peek_available())
+
+    def warm_up(self) -> None:
+        """Start idle workers on every free token, in a thread of their own; return at once.
+
+        For a caller about to submit as many tasks as there are workers, but
+        busy for a while first (the top levels of a tree): the workers' start
+        then overlaps that work instead of following it. A task submitted
+        meanwhile waits for the first of them to be up.
+        """
+        with self.lock:
+            if self.closing or self.terminated or self.warming is not None or self.owner_pid != os.getpid():
+                return
+            self.warming = threading.Thread(target=self._start_idle_workers, name="shmforest-pool-warm-up", daemon=True)
+            self.warming.start()
+
+    def _start_idle_workers(self) -> None:
+        try:
+            while True:
+                with self.lock:
+                    if self.closing or self.terminated or self.wake_r < 0 or not self._take_token():
+                        return
+                    # Registered with the token: a submission from now on queues for it.
+                    worker = self._register(None)
+                    self.starting += 1
+                try:
+                    started = self._start_worker(None, b"", worker)
+                finally:
+                    with self.lock:
+                        self.starting -= 1
+                if started is None:
+                    return
+        finally:
+            with self.lock:
+                self.warming = None
 
     def submit(self, pool: Any, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], nested: bool) -> cf.Future[Any]:
         if self.owner_pid != os.getpid():
@@ -165,22 +204,37 @@ class _PoolState:
         future.set_exception(exc) if exc is not None else future.set_result(done.result())
         return future
 
-    def _start_worker(self, task: tuple[int, Any], payload: bytes) -> _Worker | None:
-        """Start a worker for ``task`` with a token this process just took; None if it failed."""
+    def _register(self, task: tuple[int, Any] | None) -> _Worker:
+        """A new worker's record, counted from now on (lock held; its process is yet to start)."""
         worker = _Worker()
-        worker.task = task
+        worker.task = task if task is not None else _STARTING
+        self.workers.append(worker)  # its end of the socket is closed in forked children
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._dispatch, name="shmforest-pool-dispatcher", daemon=True)
+            self.thread.start()
+        return worker
+
+    def _start_worker(self, task: tuple[int, Any] | None, payload: bytes, worker: _Worker | None = None) -> _Worker | None:
+        """Start a worker for ``task`` with a token this process just took; None if it failed.
+
+        With no task (:meth:`warm_up`), the worker joins the idle ones once it is
+        up, or takes a task queued meanwhile. ``worker``: its record, if the caller
+        registered it when it took the token (:meth:`_register`). From then on
+        submissions queue for it, and a shutdown waits for it: its placeholder
+        task keeps the dispatcher from stopping before it is up.
+        """
         owner_end, child_end = self.ctx.Pipe(duplex=True)
-        worker.conn = owner_end
         with self.lock:
             if self.terminated or self.wake_r < 0:
                 owner_end.close()
                 child_end.close()
+                if worker is not None:
+                    self.workers.remove(worker)
                 self.budget.release(1)
                 return None
-            self.workers.append(worker)  # counted from now on; its end is closed in forked children
-            if self.thread is None:
-                self.thread = threading.Thread(target=self._dispatch, name="shmforest-pool-dispatcher", daemon=True)
-                self.thread.start()
+            if worker is None:
+                worker = self._register(task)
+            worker.conn = owner_end
         config = w_.WorkerConfig(
             budget_name=self.budget.name,
             start_method=self.ctx.get_start_method(),
@@ -220,7 +274,13 @@ class _PoolState:
         if terminated:  # terminate() ran while this one was starting
             self._reap(worker, kill=True)
             return None
-        worker.send(w_.message(w_.RUN, 0, task[0], payload))
+        if task is None:
+            with self.lock:
+                if worker.task is _STARTING:  # not buried meanwhile
+                    worker.task = None
+                    self._next_for(worker)
+        else:
+            worker.send(w_.message(w_.RUN, 0, task[0], payload))
         self.wake()  # the dispatcher now watches this worker too
         return worker
 
@@ -366,6 +426,8 @@ class _PoolState:
         self._refill()
 
     def _fail(self, origin: Any, err: BaseException) -> None:
+        if origin is None:  # a worker that died starting up held no task
+            return
         if isinstance(origin, cf.Future):
             if not origin.done():
                 origin.set_exception(err)
@@ -418,6 +480,9 @@ class _PoolState:
             started = self.thread is not None
             if not started:  # no worker ever started: nothing to stop; none will start now
                 fds, self.wake_r, self.wake_w = (self.wake_r, self.wake_w), -1, -1
+            warming = self.warming
+        if wait and warming is not None and warming is not threading.current_thread():
+            warming.join()  # it sees closing and starts no more; one it is starting is stopped below
         if not started:
             for fd in fds:
                 if fd >= 0:

@@ -157,6 +157,17 @@ class WorkerPool:
         """Workers a task submitted now could start on at once: idle ones, or new ones on free tokens."""
         return self._state.free_workers()
 
+    def warm_up(self) -> None:
+        """Start a worker on every free token now, in the background, and return at once.
+
+        Workers otherwise start with the tasks that need them. Call this before
+        some work of your own that ends in submitting tasks: the workers start
+        meanwhile (a forkserver start is a few milliseconds each) and sit idle
+        until those tasks come. They hold their tokens until :meth:`shutdown`,
+        as workers that have run a task do.
+        """
+        self._state.warm_up()
+
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> cf.Future[T]:
         """Schedule ``fn(*args, **kwargs)``; return its Future.
 

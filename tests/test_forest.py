@@ -12,6 +12,7 @@ import pytest
 import shmforest._fitting as fitting
 import shmforest.tree.growth as growth
 from shmforest._fitting import bootstrap_counts
+from shmforest.budget import ProcessBudget
 from shmforest.errors import NotFittedError
 from shmforest.executors.serial import SerialExecutor
 from shmforest.forest import (
@@ -449,30 +450,100 @@ def test_decision_tree_on_one_worker_is_one_branch_parallel_task(data):
     assert len(tasks) == 1 and tasks[0][5] is True
 
 
+class Nesting(RecordingExecutor):
+    """Runs tasks inline and tells the caller's submissions from theirs; with ``budget``, exposes it."""
+
+    depth = 0
+
+    def __init__(self, max_workers=2, budget=None):
+        super().__init__(max_workers=max_workers)
+        if budget is not None:
+            self.budget = budget
+
+    def submit(self, fn, /, *args, **kwargs):
+        free = self.budget.available if hasattr(self, "budget") else None
+        self.calls.append((("depth", self.depth), free))
+        self.depth += 1
+        try:
+            return super().submit(fn, *args, **kwargs)
+        finally:
+            self.depth -= 1
+
+    def from_caller(self):
+        """(payload, free tokens at submission) of each subtree task the caller itself submitted."""
+        marks, calls = self.calls[::2], self.calls[1::2]
+        return [(args[2], free) for ((_, depth), free), (fn, args) in zip(marks, calls)
+                if depth == 0 and fn is growth._grow_task]
+
+    def tree_tasks(self):
+        return [args for fn, args in self.calls[1::2] if fn is fitting._fit_tree]
+
+
 def test_decision_tree_on_several_workers_grows_here_and_hands_its_subtrees_on(data, monkeypatch):
     X, y, _ = data
     monkeypatch.setattr(growth, "MIN_TASK_SAMPLES", 32)
-
-    class Nesting(RecordingExecutor):  # runs tasks inline: tells the caller's submissions from theirs
-        depth = 0
-
-        def submit(self, fn, /, *args, **kwargs):
-            self.calls.append(("depth", self.depth))
-            self.depth += 1
-            try:
-                return super().submit(fn, *args, **kwargs)
-            finally:
-                self.depth -= 1
-
-    ex = Nesting(max_workers=2)
+    ex = Nesting(max_workers=2)  # no budget: no token to hold, so the caller only waits
     model = DecisionTreeClassifier(executor=ex, random_state=0).fit(X, y)
     assert ex.tree_tasks() == []  # not one task on one worker: the caller grows the top
-    assert any(fn is growth._grow_task for fn, _ in ex.calls)
-    from_caller = [args[2] for (_, depth), (fn, args) in zip(ex.calls[::2], ex.calls[1::2]) if depth == 0]
+    from_caller = [payload for payload, _ in ex.from_caller()]
     # The root's two children, one task each, with every sample between them.
     assert len(from_caller) == 2 and sum(p["samples"].size for p in from_caller) == X.shape[0]
     reference = DecisionTreeClassifier(executor="serial", random_state=0).fit(X, y)
     assert model.tree_ == reference.tree_
+
+
+def test_decision_tree_fitted_here_holds_a_token_keeps_a_part_and_gives_the_token_back(data, monkeypatch):
+    X, y, _ = data
+    monkeypatch.setattr(growth, "MIN_TASK_SAMPLES", 32)
+    budget = ProcessBudget(2, inherit=False)
+    try:
+        ex = Nesting(max_workers=2, budget=budget)
+        model = DecisionTreeClassifier(executor=ex, random_state=0).fit(X, y)
+        from_caller = ex.from_caller()
+        assert from_caller, "the caller handed nothing on"
+        # It held one of the two tokens while it grew, and kept a part of its first cut
+        # (handing every part on, the first cut's tasks would hold every sample).
+        assert all(free == 1 for _, free in from_caller)
+        first_depth = int(np.min(from_caller[0][0]["depth"]))
+        first_cut = [p for p, _ in from_caller if int(np.min(p["depth"])) == first_depth]
+        assert 0 < sum(p["samples"].size for p in first_cut) < X.shape[0]
+        assert budget.available == 2  # given back
+        reference = DecisionTreeClassifier(executor="serial", random_state=0).fit(X, y)
+        assert model.tree_ == reference.tree_
+    finally:
+        budget.close()
+
+
+def test_decision_tree_fitted_here_warms_the_executor_up_only_for_a_tree_it_will_cut(data, monkeypatch):
+    X, y, _ = data
+
+    class Warmed(Nesting):
+        warmed = 0
+
+        def warm_up(self):
+            self.warmed += 1
+
+    for min_task, max_depth, expected in ((32, None, 1), (32, 1, 0), (X.shape[0] + 1, None, 0)):
+        monkeypatch.setattr(growth, "MIN_TASK_SAMPLES", min_task)
+        ex = Warmed(max_workers=2)
+        DecisionTreeClassifier(executor=ex, max_depth=max_depth, random_state=0).fit(X, y)
+        assert ex.warmed == expected, (min_task, max_depth)
+
+
+def test_decision_tree_fitted_here_with_every_token_taken_hands_every_part_on(data, monkeypatch):
+    X, y, _ = data
+    monkeypatch.setattr(growth, "MIN_TASK_SAMPLES", 32)
+    budget = ProcessBudget(2, inherit=False)
+    try:
+        held = budget.try_acquire(2)  # someone else's work holds them: computing here would exceed the budget
+        ex = Nesting(max_workers=2, budget=budget)
+        DecisionTreeClassifier(executor=ex, random_state=0).fit(X, y)
+        from_caller = [payload for payload, _ in ex.from_caller()]
+        assert len(from_caller) == 2 and sum(p["samples"].size for p in from_caller) == X.shape[0]
+        assert budget.available == 0
+        budget.release(held)
+    finally:
+        budget.close()
 
 
 def test_an_executor_made_by_name_is_shut_down(data, monkeypatch):

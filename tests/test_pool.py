@@ -316,6 +316,39 @@ def test_free_workers_counts_idle_workers_and_free_tokens(budget2):
         [f.result() for f in busy]
 
 
+def test_warm_up_starts_a_worker_per_free_token_that_tasks_then_run_on(budget2):
+    with WorkerPool(budget2) as pool:
+        pool.warm_up()
+        # Starting or up, the workers count as free throughout: no task has taken one.
+        seen = set()
+        assert _wait_until(lambda: seen.add(pool.free_workers()) or len(pool.worker_pids()) == 2, timeout=30)
+        assert seen == {2}
+        warmed = set(pool.worker_pids())
+        assert budget2.available == 0  # each holds its token, as an idle worker does
+        pool.warm_up()  # no token left: starts nothing
+        assert set(pool.worker_pids()) == warmed
+        busy = [pool.submit(sleep_and_pid, 0.3) for _ in range(2)]
+        assert {f.result() for f in busy} == warmed
+
+
+def test_a_task_submitted_while_warm_up_starts_its_worker_waits_for_it():
+    with ProcessBudget(1) as budget, WorkerPool(budget) as pool:
+        pool.warm_up()
+        future = pool.submit(os.getpid)  # the only token is the starting worker's
+        assert future.result() != os.getpid()  # not inline: it ran on that worker
+        assert pool.worker_pids() == [future.result()]
+
+
+def test_shutdown_right_after_warm_up_leaves_nothing_behind(budget2):
+    for _ in range(3):
+        pool = WorkerPool(budget2)
+        pool.warm_up()
+        pool.shutdown(wait=True)
+        assert pool.worker_pids() == []
+        assert budget2.available == 2
+    # The fixtures check that no process and no budget block outlived the pools.
+
+
 def test_free_workers_is_zero_from_the_only_worker():
     with ProcessBudget(1) as budget, WorkerPool(budget) as pool:
         assert pool.submit(lambda: worker_free_workers()).result() == 0

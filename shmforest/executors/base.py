@@ -74,6 +74,15 @@ class Executor(cf.Executor):
         """
         return None
 
+    def warm_up(self) -> None:
+        """Hint: tasks for every worker are coming soon; start the workers now if they start on demand.
+
+        For a caller with work of its own to do first (the top levels of a tree
+        before its subtrees are handed on): starting the workers then overlaps
+        that work. It must return at once and never change what a task computes.
+        The default does nothing.
+        """
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} max_workers={self.max_workers}>"
 

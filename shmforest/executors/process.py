@@ -70,6 +70,11 @@ class PoolExecutor(Executor):
         """Workers a task submitted now would start on at once (a hint: see ``tree/growth.py``)."""
         return self._pool.free_workers()
 
+    def warm_up(self) -> None:
+        """Start a worker on every free token, in the background (:meth:`WorkerPool.warm_up`)."""
+        if not self._closed:
+            self._pool.warm_up()
+
     # Subclasses rewrite arguments before they travel, and back where they run.
     def _prepare_args(self, obj: Any) -> Any:
         return obj
