@@ -170,11 +170,12 @@ def count_below(cuts: np.ndarray, column: np.ndarray, out: np.ndarray | None = N
     """How many of the sorted ``cuts`` lie strictly below each value of ``column``.
 
     ``np.searchsorted(cuts, column, side="left")``, which puts a value equal to a
-    cut at or below it, as ``x <= t`` does; NaN counts every cut. Computed by
-    sorting instead: in sorted order the counts only step up, at the values where
-    the column passes a cut, so one sort and one search per cut replace a binary
-    search per value (one-off timings: 2.5x on 25,000 values and 8,000 cuts; 1.3x
-    for a whole ``Binner.transform`` of 75,000 x 20 against 255 cuts).
+    cut at or below it, as ``x <= t`` does; NaN counts every cut. Computed without
+    a binary search per value: a long column of finite values by buckets of its
+    range (:func:`_count_below_in_range`), any other by sorting it (in sorted order
+    the counts only step up, at the values where the column passes a cut, so one
+    sort and one search per cut do). 25,000 normal values against 255 cuts,
+    one-off timings: 0.56 ms bucketed, 1.71 ms sorted, 1.25 ms by ``searchsorted``.
 
     Parameters
     ----------
@@ -184,12 +185,34 @@ def count_below(cuts: np.ndarray, column: np.ndarray, out: np.ndarray | None = N
         Where to write the counts (an integer dtype wide enough for ``len(cuts)``).
     """
     out = np.empty(column.shape[0], dtype=np.intp) if out is None else out
+    if column.shape[0] >= MIN_BUCKETED_VALUES:
+        lo, hi = column.min(), column.max()  # NaN if any value is
+        if np.isfinite(lo) and np.isfinite(hi):
+            return _count_below_in_range(cuts, column, lo, hi, out)
+    return _count_below_by_sorting(cuts, column, out)
+
+
+#: From this many values, :func:`count_below` buckets the column's range instead of
+#: sorting it: below, the bucket table costs more than the sort saves (one-off
+#: timings against 255 cuts: 0.040 ms sorted, 0.049 bucketed at 1,024 values;
+#: 0.15 and 0.07 ms at 4,096).
+MIN_BUCKETED_VALUES = 2048
+
+
+def _count_below_by_sorting(cuts: np.ndarray, column: np.ndarray, out: np.ndarray) -> np.ndarray:
     order = np.argsort(column)
     return _count_below_sorted(cuts, column.take(order), order, out)
 
 
 #: Buckets per cut for :func:`_count_below_in_range`: few values share a bucket with a cut.
 BUCKETS_PER_CUT = 64
+#: ... but at most this many per value: with many cuts (a forest's, some 7,500 per
+#: feature on the 75,000 x 20 workload) a larger table costs more to build and to
+#: read than the values it keeps from ``searchsorted``. One-off timings, 20 columns
+#: of 25,000 values against a forest's cuts: 22.4 ms at 64 buckets per cut (19 per
+#: value), 16.7 ms at 10 per value, 17.3 at 5, 22.2 at 2.4. Binning (255 cuts,
+#: 75,000 values) stays at 64 per cut.
+BUCKETS_PER_VALUE = 8
 
 
 def _count_below_in_range(cuts: np.ndarray, column: np.ndarray, lo: float, hi: float, out: np.ndarray) -> np.ndarray:
@@ -202,24 +225,26 @@ def _count_below_in_range(cuts: np.ndarray, column: np.ndarray, lo: float, hi: f
     gets, exactly, the number of cuts in lower buckets, one table lookup; the few
     values sharing a bucket with a cut are counted by ``searchsorted``. No sort of
     the column: a few passes over it (one-off timing, 75,000 values, 255 cuts:
-    0.7 ms against 2.7 ms for the argsort route of :func:`count_below`; about what
-    ``np.sort`` of the column takes).
+    0.7 ms against 2.7 ms sorting the column). Cuts outside ``[lo, hi]``
+    (a forest's, for rows it did not see) fall in the first or last bucket.
     """
     n_cuts = cuts.shape[0]
     if n_cuts == 0:
         out[...] = 0
         return out
-    n_buckets = BUCKETS_PER_CUT * n_cuts
+    n_buckets = max(1, min(BUCKETS_PER_CUT * n_cuts, BUCKETS_PER_VALUE * column.shape[0]))
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         span = np.float64(hi) - np.float64(lo)
         scale = n_buckets / span
     if not (np.isfinite(span) and np.isfinite(scale) and scale > 0):  # a range too wide or too narrow
-        return count_below(cuts, column, out)
+        return _count_below_by_sorting(cuts, column, out)
 
     def bucket(v: np.ndarray) -> np.ndarray:
         b = np.subtract(v, lo)
         np.multiply(b, scale, out=b)
-        return np.minimum(b.astype(np.intp), n_buckets - 1)  # b >= 0: astype floors
+        # astype truncates toward zero, a non-decreasing map like the rest; cuts
+        # outside [lo, hi] land in the end buckets, where searchsorted settles them.
+        return np.clip(b.astype(np.intp), 0, n_buckets - 1)
 
     cut_bucket = bucket(cuts)
     per_bucket = np.bincount(cut_bucket, minlength=n_buckets)

@@ -144,6 +144,46 @@ def test_count_below_is_searchsorted_left(n_cuts):
     assert count_below(cuts, column[:0]).shape == (0,)
 
 
+@pytest.mark.parametrize("n_cuts", [1, 255, 3000])
+@pytest.mark.parametrize("spread", [0.1, 1.0, 10.0])
+def test_count_below_of_a_long_finite_column_is_searchsorted_left(n_cuts, spread):
+    """Bucketed (the column is long and finite), with cuts inside, below and above its range."""
+    from shmforest.tree.binning import MIN_BUCKETED_VALUES, count_below
+
+    rng = np.random.default_rng(n_cuts)
+    cuts = np.unique(rng.normal(size=n_cuts))  # mostly outside the column's range for small spread
+    column = rng.normal(size=2 * MIN_BUCKETED_VALUES) * spread
+    inside = cuts[(cuts >= column.min()) & (cuts <= column.max())]
+    column = np.concatenate([column, inside, np.nextafter(inside, np.inf), np.nextafter(inside, -np.inf)])
+    column = np.clip(column, column.min(), column.max())
+    rng.shuffle(column)
+    np.testing.assert_array_equal(count_below(cuts, column), np.searchsorted(cuts, column, side="left"))
+    # Equal values throughout: an empty range, counted by sorting.
+    flat = np.full(MIN_BUCKETED_VALUES, cuts[0])
+    np.testing.assert_array_equal(count_below(cuts, flat), np.searchsorted(cuts, flat, side="left"))
+
+
+@pytest.mark.parametrize("n_rows", [10, 5000])
+def test_count_below_by_column_is_searchsorted_left_in_every_column(n_rows):
+    """Long finite columns (bucketed) and odd ones (sorted), side by side."""
+    from shmforest.tree.binning import count_below_by_column
+
+    rng = np.random.default_rng(n_rows)
+    X = rng.normal(size=(n_rows, 9))
+    X[:, 1] *= 1e-3  # most cuts outside its range
+    X[:, 2] = 4.0  # constant: an empty range
+    X[3 % n_rows, 3] = np.nan
+    X[5 % n_rows, 4] = np.inf
+    X[:, 6] = np.round(X[:, 6] * 2)  # ties, on the cuts themselves
+    cuts = [np.unique(rng.normal(size=k)) for k in (255, 255, 3, 255, 8, 0, 255, 3000, 1)]
+    cuts[6] = np.unique(np.round(rng.normal(size=20) * 2))
+    X[:, 7] = np.concatenate([cuts[7], rng.normal(size=n_rows)])[:n_rows]  # values exactly at cuts
+    expected = np.stack([np.searchsorted(c, X[:, f], side="left") for f, c in enumerate(cuts)], axis=1)
+    out = np.zeros(X.shape, dtype=np.uint16)
+    assert count_below_by_column(X, cuts, out) is out
+    np.testing.assert_array_equal(out, expected)
+
+
 def _columns_and_cuts(rng):
     """Columns with the cuts ``Binner`` would place, and adversarial values around them."""
     cases = []
