@@ -222,6 +222,13 @@ class ExecutorConformance:
         if inside is not None:
             assert inside <= budget.size - 1  # the task asking holds a worker itself
 
+    def test_warm_up_hint_changes_no_result(self, executor, budget):
+        executor.warm_up()
+        executor.warm_up()  # twice: still a hint, never an error
+        assert list(executor.map(square, range(8), timeout=RESULT_TIMEOUT)) == [x * x for x in range(8)]
+        hint = executor.free_workers()
+        assert hint is None or 0 <= hint <= budget.size
+
     # -- data ----------------------------------------------------------
     def test_large_array_arguments(self, executor):
         a = np.arange(4_000_000, dtype=np.float64).reshape(1000, 4000)  # 32 MB
