@@ -503,6 +503,12 @@ class _PoolState:
         self.wake()
         # Workers first, all at once: the dispatcher may be busy, the 2 s bound is not.
         self._kill_all(PoolTerminatedError("the pool was terminated while this task ran"))
+        with self.lock:
+            warming = self.warming
+        if warming is not None and warming is not threading.current_thread():
+            # A worker it is starting sees ``terminated`` once started and is killed
+            # there: wait, so that its token is back when this returns.
+            warming.join(2 * _TERMINATE_GRACE_S)
         if self.thread is not None and self.thread is not threading.current_thread():
             self.thread.join(_TERMINATE_GRACE_S)
         self.stopped.set()

@@ -349,6 +349,17 @@ def test_shutdown_right_after_warm_up_leaves_nothing_behind(budget2):
     # The fixtures check that no process and no budget block outlived the pools.
 
 
+def test_terminate_during_warm_up_gives_every_token_back(budget2):
+    # Terminated at moments spread over the workers' start: one may be mid-start.
+    for i in range(40):
+        pool = WorkerPool(budget2)
+        pool.warm_up()
+        time.sleep((i % 10) * 0.002)
+        pool.terminate()
+        assert budget2.available == 2, f"round {i}: {budget2.holders()}"
+        assert pool.worker_pids() == []
+
+
 def test_free_workers_is_zero_from_the_only_worker():
     with ProcessBudget(1) as budget, WorkerPool(budget) as pool:
         assert pool.submit(lambda: worker_free_workers()).result() == 0
