@@ -86,7 +86,7 @@ class _PoolState:
         os.set_blocking(self.wake_w, False)
         self.thread: threading.Thread | None = None
         self.stopped = threading.Event()
-        self.starting = 0  # idle workers being started by warm_up(), counted as free
+        self.starting: set[_Worker] = set()  # being started by warm_up(), counted as free
         self.warming: threading.Thread | None = None
         _POOLS.add(self)
 
@@ -119,7 +119,7 @@ class _PoolState:
     # -- submission --------------------------------------------------------------------
     def free_workers(self) -> int:
         with self.lock:
-            return len(self.idle) + self.starting + (0 if self.closing else self.budget._peek_available())
+            return len(self.idle) + len(self.starting) + (0 if self.closing else self.budget._peek_available())
 
     def warm_up(self) -> None:
         """Start idle workers on every free token, in a thread of their own; return at once.
@@ -143,12 +143,12 @@ class _PoolState:
                         return
                     # Registered with the token: a submission from now on queues for it.
                     worker = self._register(None)
-                    self.starting += 1
+                    self.starting.add(worker)
                 try:
                     started = self._start_worker(None, b"", worker)
                 finally:
                     with self.lock:
-                        self.starting -= 1
+                        self.starting.discard(worker)  # done already if it is up
                 if started is None:
                     return
         finally:
@@ -230,6 +230,7 @@ class _PoolState:
                 child_end.close()
                 if worker is not None:
                     self.workers.remove(worker)
+                    self.starting.discard(worker)
                 self.budget.release(1)
                 return None
             if worker is None:
@@ -252,8 +253,9 @@ class _PoolState:
         except BaseException as exc:
             with self.lock:
                 self.workers.remove(worker)
+                self.starting.discard(worker)
+                self.budget.release(1)
             owner_end.close()
-            self.budget.release(1)
             if isinstance(exc, OSError):  # out of processes or memory: run it some other way
                 return None
             raise
@@ -276,6 +278,7 @@ class _PoolState:
             return None
         if task is None:
             with self.lock:
+                self.starting.discard(worker)  # free from now on as an idle one, in one step
                 if worker.task is _STARTING:  # not buried meanwhile
                     worker.task = None
                     self._next_for(worker)
