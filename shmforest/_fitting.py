@@ -53,9 +53,9 @@ from shmforest.errors import ExecutorNotFoundError
 from shmforest.executors.base import Executor, in_task, run_in_task
 from shmforest.executors.registry import get_executor
 from shmforest.shared import SharedDataset
+from shmforest.tree import growth
 from shmforest.tree.binning import Binner
 from shmforest.tree.builder import TreeBuilder, TreeParams
-from shmforest.tree import growth
 from shmforest.tree.tree import Tree
 
 __all__ = ["Targets", "TreePlan", "fit_models", "resolve_executor", "bootstrap_counts"]
@@ -113,8 +113,9 @@ def _fit_tree(
 ) -> tuple[Tree, tuple[np.ndarray, np.ndarray] | None]:
     """Build one tree; with ``oob``, also its predictions for the samples its bootstrap left out.
 
-    ``delegate``: run here, by the caller of ``fit``, handing the subtrees to the
-    executor (:meth:`TreeBuilder.build`); otherwise this is a task on a worker.
+    ``delegate``: run here, by a caller of ``fit`` that holds no token, handing
+    every subtree to the executor (:meth:`TreeBuilder.build`); otherwise this is a
+    task on a worker, or a caller holding a token (:func:`_fit_tree_here`).
     """
     counts = bootstrap_counts(seed, data["Xb"].shape[0], n_draws) if bootstrap else None
     tree = TreeBuilder(params).build(data, seed, sample_counts=counts, parallel=parallel, delegate=delegate)
@@ -403,12 +404,12 @@ def _fit_tree_here(pool: Executor, args: tuple[Any, ...]) -> Any:
     budget = getattr(pool, "budget", None)
     held = budget.try_acquire(1) if isinstance(budget, ProcessBudget) and not in_task() else 0
     data, params = args[0], args[1]
-    if data["Xb"].shape[0] >= growth.MIN_TASK_SAMPLES and (params.max_depth is None or params.max_depth >= 2):
-        # The first cut is a root level away: workers that start on demand start
-        # meanwhile, on the core this process leaves free (one-off A/B, 31 rounds
-        # in turns: 0.393 s against 0.408 s).
-        pool.warm_up()
     try:
+        if data["Xb"].shape[0] >= growth.MIN_TASK_SAMPLES and (params.max_depth is None or params.max_depth >= 2):
+            # The first cut is a root level away: workers that start on demand start
+            # meanwhile, on the core this process leaves free (one-off A/B, 31 rounds
+            # in turns: 0.393 s against 0.408 s).
+            pool.warm_up()
         return run_in_task(pool, _fit_tree, args, {"delegate": not held})
     finally:
         if held:

@@ -530,6 +530,28 @@ def test_decision_tree_fitted_here_warms_the_executor_up_only_for_a_tree_it_will
         assert ex.warmed == expected, (min_task, max_depth)
 
 
+def test_decision_tree_fitted_here_gives_its_token_back_when_the_fit_fails(data, monkeypatch):
+    X, y, _ = data
+    monkeypatch.setattr(growth, "MIN_TASK_SAMPLES", 32)
+
+    class Failing(Nesting):
+        def submit(self, fn, /, *args, **kwargs):
+            raise RuntimeError("no worker for this subtree")
+
+    class FailingWarmUp(Nesting):
+        def warm_up(self):
+            raise RuntimeError("a plugin's broken hint")
+
+    budget = ProcessBudget(2, inherit=False)
+    try:
+        for cls in (Failing, FailingWarmUp):
+            with pytest.raises(RuntimeError):
+                DecisionTreeClassifier(executor=cls(max_workers=2, budget=budget), random_state=0).fit(X, y)
+            assert budget.available == 2, cls.__name__
+    finally:
+        budget.close()
+
+
 def test_decision_tree_fitted_here_with_every_token_taken_hands_every_part_on(data, monkeypatch):
     X, y, _ = data
     monkeypatch.setattr(growth, "MIN_TASK_SAMPLES", 32)

@@ -360,6 +360,45 @@ def test_terminate_during_warm_up_gives_every_token_back(budget2):
         assert pool.worker_pids() == []
 
 
+def _dies_the_first_time(marker):
+    from shmforest import _worker as w_
+
+    real = w_.main
+
+    def main(conn, config):
+        try:
+            fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return real(conn, config)
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        os._exit(3)  # the first worker started dies before it serves anything
+
+    return main
+
+
+def test_a_worker_dying_while_warm_up_starts_it_costs_no_token(budget2, tmp_path, monkeypatch):
+    from shmforest import _worker as w_
+
+    marker = str(tmp_path / "died")
+    monkeypatch.setattr(w_, "main", _dies_the_first_time(marker))  # fork: children see the patch
+
+    def settled():
+        # The dead one is buried and its token back: free, or held by a live worker
+        # (warm-up may start another on it).
+        if not os.path.exists(marker):
+            return False
+        pids = pool.worker_pids()
+        return int(open(marker).read()) not in pids and budget2.available + len(pids) == 2 and len(pids) >= 1
+
+    with WorkerPool(budget2, start_method="fork") as pool:
+        pool.warm_up()
+        assert _wait_until(settled, timeout=30), (pool.worker_pids(), budget2.available, budget2.holders())
+        pids = {pool.submit(sleep_and_pid, 0.2).result(timeout=30) for _ in range(3)}
+        assert pids <= set(pool.worker_pids())
+    assert budget2.available == 2
+
+
 def test_free_workers_is_zero_from_the_only_worker():
     with ProcessBudget(1) as budget, WorkerPool(budget) as pool:
         assert pool.submit(lambda: worker_free_workers()).result() == 0

@@ -210,7 +210,7 @@ BUCKETS_PER_CUT = 64
 #: feature on the 75,000 x 20 workload) a larger table costs more to build and to
 #: read than the values it keeps from ``searchsorted``. One-off timings, 20 columns
 #: of 25,000 values against a forest's cuts: 22.4 ms at 64 buckets per cut (19 per
-#: value), 16.7 ms at 10 per value, 17.3 at 5, 22.2 at 2.4. Binning (255 cuts,
+#: value), 16.7 ms at 9.6 per value, 17.3 at 4.8, 22.2 at 2.4. Binning (255 cuts,
 #: 75,000 values) stays at 64 per cut.
 BUCKETS_PER_VALUE = 8
 

@@ -34,12 +34,13 @@ one cut of the heuristic, 1.51x and 1.59x in the two runs after the hint went in
 (commit 7173072 and the worker fixes after it; later speed-ups of the serial
 build lowered the ratio, see the README).
 
-Where a tree starts: a ``DecisionTree*`` fit on several workers grows the first
-levels in the process that called ``fit`` (warm, and idle otherwise) and hands
-every node of the first level worth cutting to the workers, which start
-together; as one task, a freshly started worker grew the root level (31 to 70
-ms in a traced one-off run, against 16 to 25 ms in the parent) and started the
-second worker only at its first hand-off.
+Where a tree starts: a ``DecisionTree*`` fit on several workers grows in the
+process that called ``fit`` (warm, and idle otherwise); as one task, a freshly
+started worker grew the root level (31 to 70 ms in a traced one-off run, against
+16 to 25 ms in the parent) and started the second worker only at its first
+hand-off. Holding a token, the caller cuts as a worker does (``_fitting``);
+holding none, it delegates: every node of the first level worth cutting goes to
+the workers.
 """
 
 from __future__ import annotations
