@@ -155,8 +155,13 @@ def dense_splits(
     pair = np.repeat(np.arange(0, n_pairs, k), batch.sizes)
     offset = crit.stat_offset(batch.y, n_cells)
     row = pair if offset is None else pair + offset
+    # In place, column offsets then row offsets: ``row[:, None] + np.arange(k)`` would
+    # be a temporary as large as ``index``, written, read and freed at every group.
+    # One-off A/B on the 75,000 x 20 workload, serial, rounds in turns: 10 trees
+    # 0.939 s -> 0.863 s (10 rounds), one deep tree 0.311 s -> 0.301 s (20 rounds).
     index = np.multiply(codes, n_pairs, dtype=np.intp)
-    index += row[:, None] + np.arange(k)
+    index += np.arange(k)
+    index += row[:, None]
     weights = [np.repeat(wi, k) for wi in crit.stat_weights(batch.y, batch.w)]
     left = crit.sum_cells(index.reshape(-1), n_cells, weights)
     left = _cumsum_bins(left.reshape(-1, n_bins, n_pairs))
@@ -171,7 +176,8 @@ def dense_splits(
         nonconstant = ((cum > 0) & (cum < total_weight(crit, total))).any(axis=0)
     else:
         cell = np.multiply(codes, n_pairs, dtype=np.intp)
-        cell += pair[:, None] + np.arange(k)
+        cell += np.arange(k)
+        cell += pair[:, None]
         cum = _cumsum_bins(np.bincount(cell.reshape(-1), minlength=n_cells).reshape(1, n_bins, n_pairs))[0]
         np.copyto(score, np.nan, where=(cum < msl) | (cum > size - msl))
         nonconstant = ((cum > 0) & (cum < size)).any(axis=0)
