@@ -12,11 +12,12 @@ with the same parameters throughout:
 * for the scaling goal, our serial forest and ``shm`` with 2 workers fitted back
   to back, 3 rounds (the machine's speed drifts over the minutes between the
   table's fits of the two);
-* before each deep-tree and scaling round, how many cores' worth of work two
-  processes get (:class:`~shmforest.testing.capacity.CapacityProbe`): on this
-  project's shared 2-vCPU machines it swings between about 1 and 2 within
-  seconds, and a speedup measured at 1 says little about the code. It is
-  reported beside those goals, not folded into them.
+* before each deep-tree and scaling round, how many cores' worth of compute and
+  of memory bandwidth two processes get
+  (:class:`~shmforest.testing.capacity.CapacityProbe`): on this project's shared
+  2-vCPU machines compute swings between about 1 and 2 within seconds, and
+  memory bandwidth stayed near 1 (two processes streaming arrays get what one
+  does). Reported beside those goals, not folded into them.
 
 Goals (reported, not asserted: timings belong in benchmarks and shared machines are
 noisy): ``shm`` with 2 workers at or below scikit-learn ``n_jobs=2``'s fit time with
@@ -150,6 +151,7 @@ def measure_in_turns(
     for _ in range(repeats):
         if probe is not None:
             CAPACITY.setdefault("tree", []).append(probe.measure())
+            CAPACITY.setdefault("tree memory", []).append(probe.measure("memory"))
         for runner in runners:
             model, fit_s, predict_s, predicted = _fit_once(make, runner, data)
             entry = seen[runner]
@@ -211,10 +213,11 @@ def scaling_in_turns(data: tuple[np.ndarray, ...], rounds: int = SCALING_ROUNDS)
     """Fit the scaling pair back to back ``rounds`` times; each round's serial / shm ratio."""
     X_train, _, y_train, _ = data
     fits: dict[tuple[str, str | None, int], list[float]] = {r: [] for r in SCALING_PAIR}
-    ratios, capacity = [], []
+    ratios, capacity, bandwidth = [], [], []
     with CapacityProbe(2) as probe:  # its helper only waits while the forests fit
         for i in range(rounds):
             capacity.append(probe.measure())
+            bandwidth.append(probe.measure("memory"))
             order = SCALING_PAIR if i % 2 == 0 else SCALING_PAIR[::-1]
             for runner in order:
                 model = make_forest(*runner)
@@ -222,8 +225,9 @@ def scaling_in_turns(data: tuple[np.ndarray, ...], rounds: int = SCALING_ROUNDS)
             serial, shm = (fits[r][-1] for r in SCALING_PAIR)
             ratios.append(serial / shm)
         capacity.append(probe.measure())
-    CAPACITY["scaling"] = capacity
-    return {"ratios": ratios, "ratio": statistics.median(ratios), "capacity": capacity,
+        bandwidth.append(probe.measure("memory"))
+    CAPACITY["scaling"], CAPACITY["scaling memory"] = capacity, bandwidth
+    return {"ratios": ratios, "ratio": statistics.median(ratios), "capacity": capacity, "memory_capacity": bandwidth,
             "fits": {_label(r): ts for r, ts in fits.items()}}
 
 
@@ -259,7 +263,7 @@ def test_deep_tree_fit(benchmark, workload, runner):
     """Its figures are in extra_info (``fit_s``: the median of the rounds in turns), not in the timing."""
     result = dict(benchmark.pedantic(trees_in_turns, args=(workload,), rounds=1, iterations=1)[runner])
     RESULTS["tree"][runner] = result
-    benchmark.extra_info.update(result, capacity=CAPACITY.get("tree", []))
+    benchmark.extra_info.update(result, capacity=CAPACITY.get("tree", []), memory_capacity=CAPACITY.get("tree memory", []))
 
 
 def goals() -> list[tuple[str, str, bool | None]]:
@@ -301,11 +305,12 @@ def goals() -> list[tuple[str, str, bool | None]]:
 
 def _capacity_note(kind: str) -> str:
     """What the machine gave two processes while a goal was measured (not part of the goal)."""
-    seen = CAPACITY.get(kind)
-    if not seen:
+    seen, memory = CAPACITY.get(kind), CAPACITY.get(f"{kind} memory")
+    if not seen or not memory:
         return ""
-    return (f"; meanwhile 2 processes got {statistics.median(seen):.2f} cores' worth of work "
-            f"(median of {len(seen)} probes, {min(seen):.2f} to {max(seen):.2f})")
+    return (f"; meanwhile 2 processes got {statistics.median(seen):.2f} cores' worth of compute "
+            f"({min(seen):.2f} to {max(seen):.2f}) and {statistics.median(memory):.2f} of memory bandwidth "
+            f"({min(memory):.2f} to {max(memory):.2f}; medians of {len(seen)} probes)")
 
 
 def report() -> str:
@@ -346,7 +351,8 @@ def main() -> None:
         print(_label(runner), {k: round(v, 4) for k, v in result.items() if k != "fits"}, flush=True)
     serial, shm = (RESULTS["tree"][("shmforest", ex, n)]["fits"] for ex, n in (("serial", 1), ("shm", 2)))
     print("deep tree rounds, serial / shm:", [round(a / b, 2) for a, b in zip(serial, shm)],
-          "capacity:", [round(c, 2) for c in CAPACITY.get("tree", [])], flush=True)
+          "capacity:", [round(c, 2) for c in CAPACITY.get("tree", [])],
+          "memory:", [round(c, 2) for c in CAPACITY.get("tree memory", [])], flush=True)
     print(report())
 
 

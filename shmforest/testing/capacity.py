@@ -12,7 +12,8 @@ to the speedup.
 
     with CapacityProbe(processes=2) as probe:
         for _ in range(rounds):
-            capacity.append(probe.measure())   # about 2.0 on two free cores, 1.0 on one
+            cores = probe.measure()            # about 2.0 on two free cores, 1.0 on one
+            bandwidth = probe.measure("memory")
             ... time the serial and the parallel runner ...
 """
 
@@ -25,35 +26,48 @@ import time
 
 import numpy as np
 
-__all__ = ["CapacityProbe", "kernel_seconds"]
+__all__ = ["CapacityProbe", "KERNELS", "kernel_seconds"]
 
-#: Float64 elements per kernel array: two arrays of 256 KiB, in any core's L2.
-_KERNEL_ELEMENTS = 32_000
-#: Passes of the kernel per timing: about 10 ms on a 2026 server core.
-_KERNEL_PASSES = 500
+#: The kernels, by kind: float64 elements in each of their two arrays, and passes
+#: per timing. ``compute``: 256 KiB arrays, in any core's L2, about 10 ms;
+#: ``memory``: 32 MiB arrays, past a shared L3, so the processes share memory
+#: bandwidth, about 15 ms (2026 server cores).
+KERNELS: dict[str, tuple[int, int]] = {"compute": (32_000, 500), "memory": (4_000_000, 4)}
+
+_ARRAYS: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # made once per process: no page faults timed
 
 
-def kernel_seconds(passes: int = _KERNEL_PASSES) -> float:
-    """Time a fixed compute-bound numpy kernel: ``passes`` of three ufuncs over L2-resident arrays."""
-    a = np.linspace(0.5, 1.5, _KERNEL_ELEMENTS)
-    b = np.linspace(1.0, 2.0, _KERNEL_ELEMENTS)
+def _check_kind(kind: str) -> tuple[int, int]:
+    try:
+        return KERNELS[kind]
+    except (KeyError, TypeError):
+        raise ValueError(f"kind must be one of {sorted(KERNELS)}, got {kind!r}") from None
+
+
+def kernel_seconds(kind: str = "compute", passes: int | None = None) -> float:
+    """Time one of :data:`KERNELS`: ``passes`` of three ufuncs over its two arrays."""
+    elements, default = _check_kind(kind)
+    if elements not in _ARRAYS:
+        _ARRAYS[elements] = (np.linspace(0.5, 1.5, elements), np.linspace(1.0, 2.0, elements))
+    a, b = _ARRAYS[elements]
     start = time.perf_counter()
-    for _ in range(passes):
+    for _ in range(default if passes is None else passes):
         np.multiply(a, b, out=a)
         np.add(a, b, out=a)
-        np.multiply(a, 0.25, out=a)
+        np.multiply(a, 0.25, out=a)  # a stays in (0, 1]: b / (4 - b) is its fixed point
     return time.perf_counter() - start
 
 
 def _serve() -> None:
-    """A helper process (stdin/stdout): on each ``start_at passes`` line, wait, run the kernel, print its time."""
-    kernel_seconds(50)  # first-call costs out of the way
+    """A helper process (stdin/stdout): on each ``start_at kind passes`` line, wait, run the kernel, print its time."""
+    for kind in KERNELS:
+        kernel_seconds(kind, 1)  # arrays made, first-call costs out of the way
     print("ready", flush=True)
     for line in sys.stdin:
-        start_at, passes = line.split()
+        start_at, kind, passes = line.split()
         while time.time() < float(start_at):
             pass
-        print(repr(kernel_seconds(int(passes))), flush=True)
+        print(repr(kernel_seconds(kind, int(passes))), flush=True)
 
 
 _HELPER_CODE = "from shmforest.testing.capacity import _serve; _serve()"
@@ -67,23 +81,21 @@ class CapacityProbe:
     processes : int, default 2
         Processes run at once, this one included (``processes - 1`` helper
         interpreters are started, and kept until :meth:`close`).
-    passes : int, optional
-        Kernel passes per timing (default about 10 ms of work).
 
     Notes
     -----
-    :meth:`measure` times the kernel alone here (median of three), then in every
+    :meth:`measure` times a kernel alone here (median of three), then in every
     process at once, started together, and returns the sum of each process's
-    speed relative to alone: about ``processes`` when the cores are free, less
-    when they are shared with other tenants, siblings of one core, or busy.
+    speed relative to alone: about ``processes`` when the cores (or, for the
+    ``"memory"`` kernel, the memory bandwidth) are free, less when they are shared
+    with other tenants, siblings of one core, or busy. Each helper holds the
+    memory kernel's 64 MiB.
     """
 
-    def __init__(self, processes: int = 2, *, passes: int = _KERNEL_PASSES) -> None:
+    def __init__(self, processes: int = 2) -> None:
         if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
             raise ValueError(f"processes must be a positive int, got {processes!r}")
-        if isinstance(passes, bool) or not isinstance(passes, int) or passes < 1:
-            raise ValueError(f"passes must be a positive int, got {passes!r}")
-        self.processes, self.passes = processes, passes
+        self.processes = processes
         self._closed = False
         # A plain interpreter per helper, not multiprocessing: nothing of the
         # caller's main module is run again in it.
@@ -99,20 +111,35 @@ class CapacityProbe:
         except BaseException:
             self.close()
             raise
-        kernel_seconds(50)
+        for kind in KERNELS:
+            kernel_seconds(kind, 1)
 
-    def measure(self) -> float:
-        """Cores' worth of work the processes did together just now (1.0: one core's)."""
+    def measure(self, kind: str = "compute", passes: int | None = None) -> float:
+        """Cores' worth of work the processes did together just now (1.0: one core's).
+
+        Parameters
+        ----------
+        kind : {"compute", "memory"}, default "compute"
+            Which of :data:`KERNELS` to run: ``"memory"`` tells whether the
+            processes share memory bandwidth, as array-heavy work such as growing
+            a tree's top levels does.
+        passes : int, optional
+            Kernel passes per timing (default: the kernel's, 10 to 15 ms of work).
+        """
         if self._closed:
             raise RuntimeError("this CapacityProbe is closed")
-        alone = statistics.median(kernel_seconds(self.passes) for _ in range(3))
+        _check_kind(kind)
+        if passes is not None and (isinstance(passes, bool) or not isinstance(passes, int) or passes < 1):
+            raise ValueError(f"passes must be a positive int or None, got {passes!r}")
+        passes = KERNELS[kind][1] if passes is None else passes
+        alone = statistics.median(kernel_seconds(kind, passes) for _ in range(3))
         start_at = time.time() + 0.02  # time for every helper to read the line first
         for helper in self._helpers:
-            helper.stdin.write(f"{start_at!r} {self.passes}\n")  # type: ignore[union-attr]
+            helper.stdin.write(f"{start_at!r} {kind} {passes}\n")  # type: ignore[union-attr]
             helper.stdin.flush()  # type: ignore[union-attr]
         while time.time() < start_at:
             pass
-        mine = kernel_seconds(self.passes)
+        mine = kernel_seconds(kind, passes)
         theirs = [float(helper.stdout.readline()) for helper in self._helpers]  # type: ignore[union-attr]
         return sum(alone / t for t in [mine, *theirs])
 
