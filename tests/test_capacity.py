@@ -12,9 +12,12 @@ def test_two_processes_get_between_none_and_two_cores_worth_and_the_helper_ends(
     with CapacityProbe(2) as probe:
         helpers = [psutil.Process(h.pid) for h in probe._helpers]
         assert len(helpers) == 1 and helpers[0].is_running()
-        seen = [probe.measure(passes=50) for _ in range(3)] + [probe.measure("memory", passes=1)]
-    # Each process's speed against alone: ~1 each on free cores, ~0.5 each on one.
-    assert all(0.2 < c < 3.0 for c in seen), seen
+        seen = [probe.measure(passes=50) for _ in range(3)]
+        memory = probe.measure("memory", passes=2)
+    # Each process's speed against alone: ~1 each on free cores, ~0.5 each on one
+    # (a busy moment while timing "alone" can read high; far off means a broken sum).
+    assert all(0.2 < c < 5.0 for c in seen), seen
+    assert 0.05 < memory < 20.0, memory
     assert all(not h.is_running() or h.status() == psutil.STATUS_ZOMBIE for h in helpers)
     with pytest.raises(RuntimeError, match="closed"):
         probe.measure()

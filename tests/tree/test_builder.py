@@ -349,6 +349,48 @@ def test_dense_histograms_in_groups_give_the_same_tree(clf_data, monkeypatch):
     assert grow(X, y, params(max_features=3), counts=counts) == reference
 
 
+def _summed_sizes(monkeypatch) -> list[int]:
+    """Entries of every histogram sum the classification criterion makes, from now on."""
+    crit_cls = type(growth_module.get_criterion("gini", 2))
+    real = crit_cls.sum_cells
+    sizes: list[int] = []
+
+    def counting(self, index, n_cells, weights):
+        sizes.append(index.size)
+        return real(self, index, n_cells, weights)
+
+    monkeypatch.setattr(crit_cls, "sum_cells", counting)
+    return sizes
+
+
+@pytest.mark.parametrize("every_feature", [False, True])
+def test_exact_histograms_summed_in_slices_give_the_same_tree(clf_data, monkeypatch, every_feature):
+    from shmforest.tree import splitter
+
+    X, y = clf_data
+    counts = bootstrap(y.size, 7)  # integer weights: exact sums
+    p = params(max_features=X.shape[1] if every_feature else 3)
+    reference = grow(X, y, p, counts=counts)
+    sizes = _summed_sizes(monkeypatch)
+    monkeypatch.setattr(splitter, "HISTOGRAM_ENTRIES", 64)  # slices of a few samples
+    assert grow(X, y, p, counts=counts) == reference
+    root_entries = int(np.count_nonzero(counts)) * p.max_features
+    assert root_entries not in sizes  # the root's histogram was sliced...
+    assert sum(1 for n in sizes if n <= 64) > 100  # ...into many small sums
+
+
+def test_float_weighted_histograms_are_never_summed_in_slices(clf_data, monkeypatch):
+    # Float sums depend on their order: slicing would tie the bits to the group.
+    from shmforest.tree import splitter
+
+    X, y = clf_data
+    w = np.random.default_rng(3).uniform(0.5, 2.0, y.size)
+    sizes = _summed_sizes(monkeypatch)
+    monkeypatch.setattr(splitter, "HISTOGRAM_ENTRIES", 64)
+    grow(X, y, params(max_features=X.shape[1]), w=w)
+    assert y.size * X.shape[1] in sizes  # the root's group, summed whole
+
+
 @pytest.mark.parametrize("kind", ["gini", "entropy", "squared_error"])
 def test_all_features_from_whole_rows_give_the_same_tree(clf_data, kind):
     """Every node trying every feature reads whole rows of C-order codes; F-order codes
