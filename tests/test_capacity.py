@@ -46,3 +46,11 @@ def test_bad_kernel_arguments_are_refused_naming_them():
 @pytest.mark.parametrize("kind", sorted(KERNELS))
 def test_each_kernel_runs_and_reports_a_positive_time(kind):
     assert kernel_seconds(kind, 1) > 0
+
+
+def test_a_helper_that_dies_is_reported_not_misread():
+    with CapacityProbe(2) as probe:
+        probe._helpers[0].kill()
+        probe._helpers[0].wait()
+        with pytest.raises(RuntimeError, match="helper exited"):
+            probe.measure(passes=5)

@@ -19,10 +19,12 @@ to the speedup.
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -100,10 +102,15 @@ class CapacityProbe:
         # A plain interpreter per helper, not multiprocessing: nothing of the
         # caller's main module is run again in it.
         self._helpers: list[subprocess.Popen[str]] = []
+        # This package's parent first on the helper's path: the same shmforest,
+        # installed or not.
+        root = str(Path(__file__).resolve().parents[2])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
         try:
             for _ in range(processes - 1):
                 self._helpers.append(subprocess.Popen(
                     [sys.executable, "-c", _HELPER_CODE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                    env=env,
                 ))
             for helper in self._helpers:
                 if helper.stdout is None or helper.stdout.readline().strip() != "ready":
@@ -135,13 +142,23 @@ class CapacityProbe:
         alone = statistics.median(kernel_seconds(kind, passes) for _ in range(3))
         start_at = time.time() + 0.02  # time for every helper to read the line first
         for helper in self._helpers:
-            helper.stdin.write(f"{start_at!r} {kind} {passes}\n")  # type: ignore[union-attr]
-            helper.stdin.flush()  # type: ignore[union-attr]
+            try:
+                helper.stdin.write(f"{start_at!r} {kind} {passes}\n")  # type: ignore[union-attr]
+                helper.stdin.flush()  # type: ignore[union-attr]
+            except OSError as exc:  # BrokenPipeError: it is gone
+                raise RuntimeError(f"a capacity-probe helper exited (exit code {helper.poll()})") from exc
         while time.time() < start_at:
             pass
         mine = kernel_seconds(kind, passes)
-        theirs = [float(helper.stdout.readline()) for helper in self._helpers]  # type: ignore[union-attr]
+        theirs = [self._read_time(helper) for helper in self._helpers]
         return sum(alone / t for t in [mine, *theirs])
+
+    @staticmethod
+    def _read_time(helper: subprocess.Popen[str]) -> float:
+        line = helper.stdout.readline() if helper.stdout is not None else ""
+        if not line:
+            raise RuntimeError(f"a capacity-probe helper exited (exit code {helper.poll()})")
+        return float(line)
 
     def close(self) -> None:
         """Stop the helper processes and wait for them."""
