@@ -173,7 +173,10 @@ def dense_splits(
     # weights stay in cache instead of being arrays of samples x k.
     stat_weights = crit.stat_weights(batch.y, batch.w)
     n = codes.shape[0]
-    step = max(1, HISTOGRAM_ENTRIES // k) if rules.exact and n * k > 2 * HISTOGRAM_ENTRIES else n
+    # Never where a slice's histogram would dwarf its entries (one node of very
+    # many features): each slice adds a whole histogram.
+    sliced = rules.exact and n * k > 2 * HISTOGRAM_ENTRIES and n_cells * crit.n_split_stats <= 4 * HISTOGRAM_ENTRIES
+    step = max(1, HISTOGRAM_ENTRIES // k) if sliced else n
     left = None
     for start in range(0, n, step):
         part = slice(start, start + step)

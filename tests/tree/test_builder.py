@@ -372,11 +372,24 @@ def test_exact_histograms_summed_in_slices_give_the_same_tree(clf_data, monkeypa
     p = params(max_features=X.shape[1] if every_feature else 3)
     reference = grow(X, y, p, counts=counts)
     sizes = _summed_sizes(monkeypatch)
-    monkeypatch.setattr(splitter, "HISTOGRAM_ENTRIES", 64)  # slices of a few samples
+    monkeypatch.setattr(splitter, "HISTOGRAM_ENTRIES", 1024)  # slices of a few hundred samples
     assert grow(X, y, p, counts=counts) == reference
-    root_entries = int(np.count_nonzero(counts)) * p.max_features
-    assert root_entries not in sizes  # the root's histogram was sliced...
-    assert sum(1 for n in sizes if n <= 64) > 100  # ...into many small sums
+    # The root's stats (one entry per sample), then its histogram: in slices.
+    assert sizes[0] == np.count_nonzero(counts) and sizes[1] <= 1024 < np.count_nonzero(counts) * p.max_features
+    assert sum(1 for n in sizes if n <= 1024) >= 5
+
+
+def test_a_node_of_very_many_features_is_not_summed_in_slices(monkeypatch):
+    # Each slice would add a histogram larger than the slice itself.
+    from shmforest.tree import splitter
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(300, 3000))
+    y = (X[:, 0] > 0).astype(np.int64)
+    sizes = _summed_sizes(monkeypatch)
+    monkeypatch.setattr(splitter, "HISTOGRAM_ENTRIES", 1 << 16)  # sliced if it were only about entries
+    grow(X, y, params(max_features=X.shape[1], max_depth=1))
+    assert X.size in sizes  # the root, 900,000 entries, summed whole
 
 
 def test_float_weighted_histograms_are_never_summed_in_slices(clf_data, monkeypatch):
@@ -386,7 +399,7 @@ def test_float_weighted_histograms_are_never_summed_in_slices(clf_data, monkeypa
     X, y = clf_data
     w = np.random.default_rng(3).uniform(0.5, 2.0, y.size)
     sizes = _summed_sizes(monkeypatch)
-    monkeypatch.setattr(splitter, "HISTOGRAM_ENTRIES", 64)
+    monkeypatch.setattr(splitter, "HISTOGRAM_ENTRIES", 1024)
     grow(X, y, params(max_features=X.shape[1]), w=w)
     assert y.size * X.shape[1] in sizes  # the root's group, summed whole
 
