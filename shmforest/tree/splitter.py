@@ -176,9 +176,9 @@ def dense_splits(
     # Never where a slice's histogram would dwarf its entries (one node of very
     # many features): each slice adds a whole histogram.
     sliced = rules.exact and n * k > 2 * HISTOGRAM_ENTRIES and n_cells * crit.n_split_stats <= 4 * HISTOGRAM_ENTRIES
-    step = max(1, HISTOGRAM_ENTRIES // k) if sliced else n
+    step = max(1, HISTOGRAM_ENTRIES // k) if sliced else max(n, 1)
     left = None
-    for start in range(0, n, step):
+    for start in range(0, max(n, 1), step):  # once at least: no samples, an empty histogram
         part = slice(start, start + step)
         index = np.multiply(codes[part], n_pairs, dtype=np.intp)
         index += np.arange(k)
