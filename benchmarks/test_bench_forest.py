@@ -16,8 +16,8 @@ with the same parameters throughout:
   of memory bandwidth two processes get
   (:class:`~shmforest.testing.capacity.CapacityProbe`): on this project's shared
   2-vCPU machines compute swings between about 1 and 2 within seconds, and
-  memory bandwidth stayed near 1 (two processes streaming arrays get what one
-  does). Reported beside those goals, not folded into them.
+  memory bandwidth was mostly near 1 (two processes streaming arrays got what one
+  did). Reported beside those goals, not folded into them.
 
 Goals (reported, not asserted: timings belong in benchmarks and shared machines are
 noisy): ``shm`` with 2 workers at or below scikit-learn ``n_jobs=2``'s fit time with
@@ -61,9 +61,17 @@ TREE_RUNNERS = (
 
 # Filled as the tests run; the last test reads it for the goals.
 RESULTS: dict[str, Any] = {"forest": {}, "tree": {}}
-# Cores' worth of work two processes got (CapacityProbe), per deep-tree round and
-# around the scaling rounds: on a shared machine a speedup is read against it.
-CAPACITY: dict[str, list[float]] = {}
+# Cores' worth of compute and of memory bandwidth two processes got (CapacityProbe),
+# per deep-tree round and around the scaling rounds: {"tree": {"compute": [...],
+# "memory": [...]}, "scaling": ...}. On a shared machine a speedup is read against it.
+CAPACITY: dict[str, dict[str, list[float]]] = {}
+
+
+def probe_capacity(probe: CapacityProbe, kind: str) -> None:
+    """Measure both kernels now and file them under ``kind``."""
+    seen = CAPACITY.setdefault(kind, {"compute": [], "memory": []})
+    for kernel, values in seen.items():
+        values.append(probe.measure(kernel))
 # The predict goal: these two forests predict the test rows in turns, once both are fitted.
 PREDICT_PAIR = (("shmforest", "shm", 2), ("scikit-learn", None, 2))
 PREDICT_ROUNDS = 7
@@ -150,8 +158,7 @@ def measure_in_turns(
     seen: dict[tuple[str, str | None, int], dict[str, Any]] = {r: {"fits": [], "predicts": []} for r in runners}
     for _ in range(repeats):
         if probe is not None:
-            CAPACITY.setdefault("tree", []).append(probe.measure())
-            CAPACITY.setdefault("tree memory", []).append(probe.measure("memory"))
+            probe_capacity(probe, "tree")
         for runner in runners:
             model, fit_s, predict_s, predicted = _fit_once(make, runner, data)
             entry = seen[runner]
@@ -213,21 +220,19 @@ def scaling_in_turns(data: tuple[np.ndarray, ...], rounds: int = SCALING_ROUNDS)
     """Fit the scaling pair back to back ``rounds`` times; each round's serial / shm ratio."""
     X_train, _, y_train, _ = data
     fits: dict[tuple[str, str | None, int], list[float]] = {r: [] for r in SCALING_PAIR}
-    ratios, capacity, bandwidth = [], [], []
+    ratios = []
+    CAPACITY.pop("scaling", None)
     with CapacityProbe(2) as probe:  # its helper only waits while the forests fit
         for i in range(rounds):
-            capacity.append(probe.measure())
-            bandwidth.append(probe.measure("memory"))
+            probe_capacity(probe, "scaling")
             order = SCALING_PAIR if i % 2 == 0 else SCALING_PAIR[::-1]
             for runner in order:
                 model = make_forest(*runner)
                 fits[runner].append(timed(lambda: model.fit(X_train, y_train))[1])
             serial, shm = (fits[r][-1] for r in SCALING_PAIR)
             ratios.append(serial / shm)
-        capacity.append(probe.measure())
-        bandwidth.append(probe.measure("memory"))
-    CAPACITY["scaling"], CAPACITY["scaling memory"] = capacity, bandwidth
-    return {"ratios": ratios, "ratio": statistics.median(ratios), "capacity": capacity, "memory_capacity": bandwidth,
+        probe_capacity(probe, "scaling")
+    return {"ratios": ratios, "ratio": statistics.median(ratios), "capacity": CAPACITY["scaling"],
             "fits": {_label(r): ts for r, ts in fits.items()}}
 
 
@@ -263,7 +268,7 @@ def test_deep_tree_fit(benchmark, workload, runner):
     """Its figures are in extra_info (``fit_s``: the median of the rounds in turns), not in the timing."""
     result = dict(benchmark.pedantic(trees_in_turns, args=(workload,), rounds=1, iterations=1)[runner])
     RESULTS["tree"][runner] = result
-    benchmark.extra_info.update(result, capacity=CAPACITY.get("tree", []), memory_capacity=CAPACITY.get("tree memory", []))
+    benchmark.extra_info.update(result, capacity=CAPACITY.get("tree", {}))
 
 
 def goals() -> list[tuple[str, str, bool | None]]:
@@ -305,9 +310,9 @@ def goals() -> list[tuple[str, str, bool | None]]:
 
 def _capacity_note(kind: str) -> str:
     """What the machine gave two processes while a goal was measured (not part of the goal)."""
-    seen, memory = CAPACITY.get(kind), CAPACITY.get(f"{kind} memory")
-    if not seen or not memory:
+    if kind not in CAPACITY:
         return ""
+    seen, memory = CAPACITY[kind]["compute"], CAPACITY[kind]["memory"]
     return (f"; meanwhile 2 processes got {statistics.median(seen):.2f} cores' worth of compute "
             f"({min(seen):.2f} to {max(seen):.2f}) and {statistics.median(memory):.2f} of memory bandwidth "
             f"({min(memory):.2f} to {max(memory):.2f}; medians of {len(seen)} probes)")
@@ -351,8 +356,8 @@ def main() -> None:
         print(_label(runner), {k: round(v, 4) for k, v in result.items() if k != "fits"}, flush=True)
     serial, shm = (RESULTS["tree"][("shmforest", ex, n)]["fits"] for ex, n in (("serial", 1), ("shm", 2)))
     print("deep tree rounds, serial / shm:", [round(a / b, 2) for a, b in zip(serial, shm)],
-          "capacity:", [round(c, 2) for c in CAPACITY.get("tree", [])],
-          "memory:", [round(c, 2) for c in CAPACITY.get("tree memory", [])], flush=True)
+          *(f"{kernel}: {[round(c, 2) for c in values]}" for kernel, values in CAPACITY.get("tree", {}).items()),
+          flush=True)
     print(report())
 
 

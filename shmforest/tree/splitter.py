@@ -120,7 +120,7 @@ class SplitRules:
 #: (one-off A/Bs in turns, per-round medians against summing all at once): its top
 #: levels 20 to 28% faster (the root 8.0 -> 5.7 ms); the whole fit serial 2.5% and
 #: 7.5% faster, on 2 ``shm`` workers 11% and 1.4% (15 and 17 rounds), two
-#: processes sharing memory bandwidth as one does here (``CapacityProbe``).
+#: processes mostly getting one's memory bandwidth here (``CapacityProbe``).
 HISTOGRAM_ENTRIES = 5 << 16
 
 

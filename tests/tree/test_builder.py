@@ -17,7 +17,7 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 import shmforest.tree.growth as growth_module
 from shmforest import SharedDataset
 from shmforest.executors.base import Executor, completed_future, run_in_task
-from shmforest.tree import Binner, Tree, TreeBuilder, TreeParams
+from shmforest.tree import Binner, Tree, TreeBuilder, TreeParams, splitter
 
 
 def params(**kw) -> TreeParams:
@@ -365,8 +365,6 @@ def _summed_sizes(monkeypatch) -> list[int]:
 
 @pytest.mark.parametrize("every_feature", [False, True])
 def test_exact_histograms_summed_in_slices_give_the_same_tree(clf_data, monkeypatch, every_feature):
-    from shmforest.tree import splitter
-
     X, y = clf_data
     counts = bootstrap(y.size, 7)  # integer weights: exact sums
     p = params(max_features=X.shape[1] if every_feature else 3)
@@ -381,8 +379,6 @@ def test_exact_histograms_summed_in_slices_give_the_same_tree(clf_data, monkeypa
 
 def test_a_node_of_very_many_features_is_not_summed_in_slices(monkeypatch):
     # Each slice would add a histogram larger than the slice itself.
-    from shmforest.tree import splitter
-
     rng = np.random.default_rng(5)
     X = rng.normal(size=(300, 3000))
     y = (X[:, 0] > 0).astype(np.int64)
@@ -394,8 +390,6 @@ def test_a_node_of_very_many_features_is_not_summed_in_slices(monkeypatch):
 
 def test_float_weighted_histograms_are_never_summed_in_slices(clf_data, monkeypatch):
     # Float sums depend on their order: slicing would tie the bits to the group.
-    from shmforest.tree import splitter
-
     X, y = clf_data
     w = np.random.default_rng(3).uniform(0.5, 2.0, y.size)
     sizes = _summed_sizes(monkeypatch)
