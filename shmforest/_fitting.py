@@ -54,7 +54,7 @@ from shmforest.executors.base import Executor, in_task, run_in_task
 from shmforest.executors.registry import get_executor
 from shmforest.shared import SharedDataset
 from shmforest.tree import growth
-from shmforest.tree.binning import Binner
+from shmforest.tree.binning import Binner, by_feature
 from shmforest.tree.builder import TreeBuilder, TreeParams
 from shmforest.tree.tree import Tree
 
@@ -65,11 +65,11 @@ _BOOTSTRAP_STREAM = 0xB0075
 DEFAULT_EXECUTOR = "shm"
 #: Below this many values of X, binning runs in the parent (in threads, see below): tasks
 #: would cost more than they save. On 2 cores the 75,000 x 20 workload (1.5M values)
-#: binned in 68 ms in one thread of the parent, 46 ms in two, 67 ms as tasks on a reused
-#: 2-worker shm executor and 102 ms on a fresh one (``benchmarks/test_bench_binning.py``,
-#: one run). The tasks' overhead (placing X, feeding and starting workers) is tens of
-#: milliseconds; 4M values is an estimate from such figures of where halving the work
-#: pays for it, not a size measured.
+#: binned in 20.7 ms in one thread of the parent, 18.7 ms in two, 28.9 ms as tasks on a
+#: reused 2-worker shm executor and 45.6 ms on a fresh one (``benchmarks/test_bench_binning.py``,
+#: medians of 9 rounds, one run). The tasks' overhead (placing X, feeding and starting
+#: workers) is tens of milliseconds; 4M values is an estimate from such figures of where
+#: halving the work pays for it, not a size measured.
 PARALLEL_BINNING_CELLS = 4_000_000
 #: From this many values up to ``PARALLEL_BINNING_CELLS``, threads of the parent bin groups
 #: of features (:func:`_bin_in_threads`); below it binning takes a few milliseconds, about
@@ -96,8 +96,15 @@ def _bin_features(source: SharedDataset, start: int, stop: int, max_bins: int) -
     another machine, where the dataset is a copy (the dask plugin), and uint8
     codes are an eighth of the float data anyway.
     """
+    return _bin_columns(source["XT"].T, source["w"] if "w" in source else None, start, stop, max_bins)
+
+
+def _bin_columns(
+    X: np.ndarray, w: np.ndarray | None, start: int, stop: int, max_bins: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Thresholds and uint8 codes (C order) of the features ``start:stop`` of ``X``."""
     binner = Binner(max_bins=max_bins)
-    codes = binner.fit_transform(source["XT"][start:stop].T, source["w"] if "w" in source else None)
+    codes = binner.fit_transform(X[:, start:stop], w)
     return binner.thresholds_, codes
 
 
@@ -291,11 +298,11 @@ def _bin(Xa: np.ndarray, w: np.ndarray | None, max_bins: int, pool: cf.Executor)
         binner = Binner(max_bins=max_bins)
         codes = binner.fit_transform(Xa, w)
         return binner.thresholds_, codes
-    arrays = {"XT": np.ascontiguousarray(Xa.T)}  # each feature's values contiguous
+    if n_samples * n_features < PARALLEL_BINNING_CELLS:
+        return _bin_in_threads(Xa, w, max_bins, workers)
+    arrays = {"XT": by_feature(Xa)}  # each feature's values contiguous
     if w is not None:
         arrays["w"] = w
-    if n_samples * n_features < PARALLEL_BINNING_CELLS:
-        return _bin_in_threads(arrays, n_features, max_bins, workers)
     groups = np.array_split(np.arange(n_features), min(n_features, 2 * workers))
     with SharedDataset(arrays) as source:
         futures = []
@@ -309,25 +316,32 @@ def _bin(Xa: np.ndarray, w: np.ndarray | None, max_bins: int, pool: cf.Executor)
     return _assemble_bins(groups, results, Xa.shape)
 
 
-def _bin_in_threads(source: dict[str, np.ndarray], n_features: int, max_bins: int, workers: int) -> tuple[np.ndarray, np.ndarray]:
+def _bin_in_threads(Xa: np.ndarray, w: np.ndarray | None, max_bins: int, workers: int) -> tuple[np.ndarray, np.ndarray]:
     """Groups of features binned by threads of this process, one per worker the pool could run.
 
     The pool runs nothing while the fit bins (its trees need the codes), so its
     workers' share of the machine is free; the sorts and searches of each feature
-    release the GIL. Inside a task this process holds one token only: one thread.
-    75,000 x 20 on 2 cores: 68 ms in one thread, 46 ms in two, a transposed copy
-    of X included (``benchmarks/test_bench_binning.py``, one run).
+    release the GIL. Each thread copies its own features out of ``X``
+    (:func:`~shmforest.tree.binning.by_feature`), so no transposed copy of all of
+    ``X`` is made before the threads start. Inside a task this process holds one
+    token only: one thread.
     """
+    n_features = Xa.shape[1]
     threads = 1 if in_task() else min(workers, n_features, usable_cores()[0])
     groups = np.array_split(np.arange(n_features), threads)
+
+    def bin_group(columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return _bin_columns(Xa, w, int(columns[0]), int(columns[-1]) + 1, max_bins)
+
     if threads == 1:
-        results = [_bin_features(source, 0, n_features, max_bins)]
-    else:
-        with cf.ThreadPoolExecutor(threads, thread_name_prefix="shmforest-binning") as binning:
-            results = list(binning.map(
-                lambda columns: _bin_features(source, int(columns[0]), int(columns[-1]) + 1, max_bins), groups
-            ))
-    return _assemble_bins(groups, results, source["XT"].shape[::-1])
+        return _assemble_bins(groups, [bin_group(groups[0])], Xa.shape)
+    with cf.ThreadPoolExecutor(threads - 1, thread_name_prefix="shmforest-binning") as binning:
+        # This thread bins the first group itself: handed to a thread as well, it
+        # would wait for the GIL while the threads started (the second of two
+        # threads began 3 ms after the first, in a traced one-off run).
+        others = [binning.submit(bin_group, columns) for columns in groups[1:]]
+        results = [bin_group(groups[0])] + [future.result() for future in others]
+    return _assemble_bins(groups, results, Xa.shape)
 
 
 def _assemble_bins(

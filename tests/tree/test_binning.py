@@ -215,3 +215,32 @@ def test_bucketed_counts_are_searchsorted_left(rng):
         got = np.empty(column.size, dtype=np.uint16)
         _count_below_in_range(cuts, column, column.min(), column.max(), got)
         np.testing.assert_array_equal(got, np.searchsorted(cuts, column, side="left"))
+
+
+@pytest.mark.parametrize("shape", [(0, 3), (1, 5), (5000, 20), (300, 2000), (7, 1)])
+@pytest.mark.parametrize("layout", ["C", "F", "strided", "uint8"])
+def test_by_feature_is_x_transposed_with_each_feature_contiguous(shape, layout, monkeypatch):
+    from shmforest.tree import binning
+
+    monkeypatch.setattr(binning, "TRANSPOSE_BLOCK_BYTES", 4096)  # several blocks, a short last one
+    rng = np.random.default_rng(shape[0])
+    X = rng.normal(size=(shape[0], 2 * shape[1]))[:, ::2] if layout == "strided" else rng.normal(size=shape)
+    X = np.asfortranarray(X) if layout == "F" else X.astype(np.uint8) if layout == "uint8" else X
+    columns = binning.by_feature(X)
+    assert columns.flags.c_contiguous and columns.dtype == X.dtype
+    np.testing.assert_array_equal(columns, X.T)
+    with pytest.raises(ValueError, match="2-dimensional"):
+        binning.by_feature(X.ravel())
+
+
+def test_a_bucket_holding_one_cut_and_one_holding_several_are_both_counted_exactly():
+    from shmforest.tree.binning import _count_below_in_range
+
+    column = np.linspace(0.0, 1.0, 4097)
+    lone = np.array([0.25, 0.5000001])  # one cut per bucket: counted by comparing with it
+    crowded = np.array([0.25, 0.7, 0.7 + 1e-12, 0.7 + 2e-12])  # three cuts in one bucket: searched
+    for cuts in (lone, crowded):
+        values = np.concatenate([column, cuts, np.nextafter(cuts, 2.0), np.nextafter(cuts, -1.0)])
+        got = np.empty(values.size, dtype=np.intp)
+        _count_below_in_range(cuts, values, 0.0, 1.0, got)
+        np.testing.assert_array_equal(got, np.searchsorted(cuts, values, side="left"))
