@@ -164,7 +164,7 @@ def by_feature(X: np.ndarray) -> np.ndarray:
     ``X``, missing the cache at every row; a block of rows at a time reads each
     row's cache lines once. One-off timings (``np.ascontiguousarray(X.T)`` against
     blocks of 64 KiB): 75,000 x 20 float64, 4.7 ms and 0.92 ms; 1,000,000 x 8,
-    27.5 and 14.5 ms; 20,000 x 500, 60 and 40 ms; 300 x 20,000, 19 ms either way.
+    27.5 and 14.5 ms; 20,000 x 500, 60 and 40 ms; 300 x 20,000, 19 and 21 ms.
     A view, not a copy, when ``X.T`` is C-contiguous already.
     """
     if X.ndim != 2:
