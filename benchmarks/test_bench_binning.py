@@ -2,7 +2,7 @@
 
 * ``Binner.fit`` then ``transform`` (a sort, then an argsort, per feature)
   against ``fit_transform`` (one argsort per feature, shared by thresholds and codes);
-* the binning step of a fit (``_fitting._bin``) run in the parent (in one thread
+* the binning step of a fit (``estimators.batch._bin``) run in the parent (in one thread
   for a one-worker executor, in a thread per worker for a 2-worker one: what a
   fit of this size does), and as tasks
   (groups of features, whatever ``PARALLEL_BINNING_CELLS`` says) on a fresh
@@ -28,7 +28,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from test_bench_forest import load_workload  # noqa: E402
 
-import shmforest._fitting as fitting  # noqa: E402
+import shmforest.estimators.batch as fitting  # noqa: E402
 from shmforest import get_executor  # noqa: E402
 from shmforest.executors.serial import SerialExecutor  # noqa: E402
 from shmforest.tree.binning import Binner  # noqa: E402

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from shmforest.forest import DecisionTreeClassifier, RandomForestClassifier
+from shmforest import DecisionTreeClassifier, RandomForestClassifier
 from shmforest.testing.capacity import CapacityProbe
 
 N_TREES = 100

@@ -16,7 +16,7 @@ from shmforest.executors import (
     get_executor,
     register_executor,
 )
-from shmforest.forest import (
+from shmforest.estimators import (
     DecisionTreeClassifier,
     DecisionTreeRegressor,
     RandomForestClassifier,

@@ -31,10 +31,10 @@ from typing import Any, TextIO
 import numpy as np
 
 import shmforest
-from shmforest._fitting import fit_models
-from shmforest._progress import ProgressBar
+from shmforest.estimators.batch import fit_models
+from shmforest.estimators.progress import ProgressBar
 from shmforest.datasets import make_classification, train_test_split
-from shmforest.forest import RandomForestClassifier
+from shmforest.estimators import RandomForestClassifier
 from shmforest.testing.monitor import TreeMonitor
 
 __all__ = [

@@ -21,7 +21,6 @@ __all__ = [
     "TaskPicklingError",
     "ExecutorNotFoundError",
     "PluginImportError",
-    "NotFittedError",
     "BudgetWarning",
     "PoolTerminatedError",
 ]
@@ -88,13 +87,6 @@ class ExecutorNotFoundError(ShmforestError, LookupError):
 
 class PluginImportError(ShmforestError, ImportError):
     """A registered executor plugin failed to import."""
-
-
-class NotFittedError(ShmforestError, ValueError, AttributeError):
-    """An estimator was used before ``fit``.
-
-    Also a ``ValueError`` and an ``AttributeError``, as scikit-learn's is.
-    """
 
 
 class BudgetWarning(ShmforestError, RuntimeWarning):

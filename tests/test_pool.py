@@ -32,27 +32,10 @@ METHODS = ["forkserver", "fork", "spawn"]
 # --------------------------------------------------------------------------- helpers
 
 
-def _helper_pids() -> set[int]:
-    """multiprocessing's own long-lived helpers in this process: not workers."""
-    from multiprocessing import forkserver, resource_tracker
-
-    pids = {getattr(forkserver._forkserver, "_forkserver_pid", None), getattr(resource_tracker._resource_tracker, "_pid", None)}
-    return {p for p in pids if p}
-
-
 def live_processes() -> set[int]:
-    """Live (not zombie) descendants of this process, helpers excepted."""
-    helpers = _helper_pids()
-    out = set()
-    for child in psutil.Process().children(recursive=True):
-        if child.pid in helpers:
-            continue
-        try:
-            if child.status() != psutil.STATUS_ZOMBIE:
-                out.add(child.pid)
-        except psutil.NoSuchProcess:
-            pass
-    return out
+    """Live (not zombie) descendants of this process, long-lived helpers (resource
+    trackers, forkservers: multiprocessing's and joblib's) excepted."""
+    return {p.pid for p in live_workers()}
 
 
 class Sampler:

@@ -137,24 +137,6 @@ def test_bad_inputs_are_named(trees, forest_data):
         CodedForest([trees[0], regression])
 
 
-def test_estimators_keep_their_coded_forest_until_the_trees_change(forest_data):
-    import pickle
-
-    X, y = forest_data
-    model = RandomForestClassifier(n_estimators=6, random_state=0, warm_start=True, executor="serial").fit(X, y)
-    first = model.predict_proba(X)
-    kept = model.__dict__["_coded"]
-    model.predict_proba(X[:10])
-    assert model.__dict__["_coded"] is kept
-    back = pickle.loads(pickle.dumps(model))
-    assert "_coded" not in back.__dict__  # derived state does not travel
-    np.testing.assert_array_equal(back.predict_proba(X), first)
-    model.set_params(n_estimators=9).fit(X, y)  # warm start: three more trees
-    assert model.predict_proba(X).shape == first.shape
-    assert model.__dict__["_coded"] is not kept and len(model.__dict__["_coded"]) == 9
-    np.testing.assert_array_equal(model.apply(X), np.stack([e.tree_.apply(X) for e in model.estimators_], axis=1))
-
-
 def test_rows_walk_in_blocks_with_reused_buffers(trees, forest_data, monkeypatch):
     import shmforest.tree.ensemble as ensemble
 

@@ -1,7 +1,7 @@
-"""Random forests and decision trees with scikit-learn's conventions, and :func:`fit_many`.
+"""Random forests and decision trees: real scikit-learn estimators.
 
 The estimators validate and wire; the tree builder grows (``shmforest.tree``); the
-batch machinery in ``shmforest._fitting`` bins ``X`` once, places it once in shared
+batch machinery in :mod:`shmforest.estimators.batch` bins ``X`` once, places it once in shared
 memory and runs one task per tree on an executor. Forests run their trees side by
 side; a single decision tree runs as one task whose builder hands independent
 subtrees to the same executor (branch parallelism), under the same budget.
@@ -13,26 +13,30 @@ node arrays in ``tree_`` and its seed in ``random_state``, as scikit-learn does.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar
+from concurrent.futures import Executor
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import numpy as np
+from numpy.typing import ArrayLike
+from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.utils._param_validation import StrOptions
 
-from shmforest._estimator import BaseDecisionTree, BaseForest, ClassifierMixin, RegressorMixin, TreeModel
-from shmforest._fitting import DEFAULT_EXECUTOR, fit_models
+from shmforest.estimators.base import BaseDecisionTree, BaseForest, ClassifierBase
+from shmforest.estimators.batch import DEFAULT_EXECUTOR
 
 __all__ = [
     "RandomForestClassifier",
     "RandomForestRegressor",
     "DecisionTreeClassifier",
     "DecisionTreeRegressor",
-    "fit_many",
 ]
 
-M = TypeVar("M", bound="Mapping[Any, Any] | Sequence[Any]")
+_CLASSIFICATION_CRITERIA = {"criterion": [StrOptions({"gini", "entropy", "log_loss"})]}
+_REGRESSION_CRITERIA = {"criterion": [StrOptions({"squared_error"})]}
 
 
-class DecisionTreeClassifier(ClassifierMixin, BaseDecisionTree):
+class DecisionTreeClassifier(ClassifierMixin, ClassifierBase, BaseDecisionTree):
     """A decision tree classifier, built branch-parallel on an executor.
 
     Parameters
@@ -73,6 +77,8 @@ class DecisionTreeClassifier(ClassifierMixin, BaseDecisionTree):
     indicator matrix, so as not to depend on scipy.
     """
 
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {**BaseDecisionTree._parameter_constraints, **_CLASSIFICATION_CRITERIA}
+
     def __init__(
         self,
         *,
@@ -81,11 +87,11 @@ class DecisionTreeClassifier(ClassifierMixin, BaseDecisionTree):
         min_samples_split: int | float = 2,
         min_samples_leaf: int | float = 1,
         max_features: int | float | str | None = None,
-        random_state: Any = None,
+        random_state: int | np.random.RandomState | None = None,
         max_leaf_nodes: int | None = None,
         min_impurity_decrease: float = 0.0,
         max_bins: int = 256,
-        executor: Any = DEFAULT_EXECUTOR,
+        executor: str | Executor = DEFAULT_EXECUTOR,
         n_jobs: int | None = None,
     ) -> None:
         self.criterion = criterion
@@ -100,7 +106,7 @@ class DecisionTreeClassifier(ClassifierMixin, BaseDecisionTree):
         self.executor = executor
         self.n_jobs = n_jobs
 
-    def predict_proba(self, X: Any) -> np.ndarray:
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Class probabilities of each sample: the class fractions of its leaf."""
         return self._value(X)
 
@@ -112,6 +118,8 @@ class DecisionTreeRegressor(RegressorMixin, BaseDecisionTree):
     which takes "squared_error" only.
     """
 
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {**BaseDecisionTree._parameter_constraints, **_REGRESSION_CRITERIA}
+
     def __init__(
         self,
         *,
@@ -120,11 +128,11 @@ class DecisionTreeRegressor(RegressorMixin, BaseDecisionTree):
         min_samples_split: int | float = 2,
         min_samples_leaf: int | float = 1,
         max_features: int | float | str | None = None,
-        random_state: Any = None,
+        random_state: int | np.random.RandomState | None = None,
         max_leaf_nodes: int | None = None,
         min_impurity_decrease: float = 0.0,
         max_bins: int = 256,
-        executor: Any = DEFAULT_EXECUTOR,
+        executor: str | Executor = DEFAULT_EXECUTOR,
         n_jobs: int | None = None,
     ) -> None:
         self.criterion = criterion
@@ -139,12 +147,12 @@ class DecisionTreeRegressor(RegressorMixin, BaseDecisionTree):
         self.executor = executor
         self.n_jobs = n_jobs
 
-    def predict(self, X: Any) -> np.ndarray:
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """The mean target of the leaf each sample ends in."""
         return self._value(X)[:, 0]
 
 
-class RandomForestClassifier(ClassifierMixin, BaseForest):
+class RandomForestClassifier(ClassifierMixin, ClassifierBase, BaseForest):
     """A random forest classifier: trees on bootstrap samples, built in parallel on an executor.
 
     Parameters
@@ -189,6 +197,7 @@ class RandomForestClassifier(ClassifierMixin, BaseForest):
         out gets zeros and a warning, as in scikit-learn.
     """
 
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {**BaseForest._parameter_constraints, **_CLASSIFICATION_CRITERIA}
     _tree_class = DecisionTreeClassifier
 
     def __init__(
@@ -203,14 +212,14 @@ class RandomForestClassifier(ClassifierMixin, BaseForest):
         max_leaf_nodes: int | None = None,
         min_impurity_decrease: float = 0.0,
         bootstrap: bool = True,
-        oob_score: Any = False,
+        oob_score: bool | Callable[[Any, Any], float] = False,
         n_jobs: int | None = None,
-        random_state: Any = None,
+        random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
         warm_start: bool = False,
         max_samples: int | float | None = None,
         max_bins: int = 256,
-        executor: Any = DEFAULT_EXECUTOR,
+        executor: str | Executor = DEFAULT_EXECUTOR,
     ) -> None:
         self.n_estimators = n_estimators
         self.criterion = criterion
@@ -230,7 +239,7 @@ class RandomForestClassifier(ClassifierMixin, BaseForest):
         self.max_bins = max_bins
         self.executor = executor
 
-    def predict_proba(self, X: Any) -> np.ndarray:
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Class probabilities: the mean over trees of the class fractions of each sample's leaf."""
         return self._value(X)
 
@@ -243,6 +252,7 @@ class RandomForestRegressor(RegressorMixin, BaseForest):
     ``oob_score`` it sets ``oob_score_`` (R² by default) and ``oob_prediction_``.
     """
 
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {**BaseForest._parameter_constraints, **_REGRESSION_CRITERIA}
     _tree_class = DecisionTreeRegressor
 
     def __init__(
@@ -257,14 +267,14 @@ class RandomForestRegressor(RegressorMixin, BaseForest):
         max_leaf_nodes: int | None = None,
         min_impurity_decrease: float = 0.0,
         bootstrap: bool = True,
-        oob_score: Any = False,
+        oob_score: bool | Callable[[Any, Any], float] = False,
         n_jobs: int | None = None,
-        random_state: Any = None,
+        random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
         warm_start: bool = False,
         max_samples: int | float | None = None,
         max_bins: int = 256,
-        executor: Any = DEFAULT_EXECUTOR,
+        executor: str | Executor = DEFAULT_EXECUTOR,
     ) -> None:
         self.n_estimators = n_estimators
         self.criterion = criterion
@@ -284,79 +294,6 @@ class RandomForestRegressor(RegressorMixin, BaseForest):
         self.max_bins = max_bins
         self.executor = executor
 
-    def predict(self, X: Any) -> np.ndarray:
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """The mean over trees of each sample's leaf mean."""
         return self._value(X)[:, 0]
-
-
-# --------------------------------------------------------------------------- fit_many
-
-
-def fit_many(
-    models: M,
-    X: Any,
-    y: Any,
-    *,
-    sample_weight: Any = None,
-    executor: Any = DEFAULT_EXECUTOR,
-    n_jobs: int | None = None,
-    verbose: int = 0,
-) -> M:
-    """Fit several models on one placed dataset, under one executor and budget.
-
-    ``X`` is checked and binned once and placed once in shared memory; every tree of
-    every model is one task on the same executor. The models are fitted in place and
-    the same container is returned, so nothing comes back unfitted (as copies trained
-    by ``Pool.map`` do). The models' own ``executor`` and ``n_jobs`` are not used.
-
-    Parameters
-    ----------
-    models : mapping of any to estimator, or sequence of estimators
-        Forests and decision trees of this module, classifiers and regressors mixed;
-        all must share ``max_bins``.
-    X, y, sample_weight
-        As for ``fit``.
-    executor : str or Executor, default "shm"
-        A registered executor name, or an instance (left running).
-    n_jobs : int or None, default None
-        Workers of an executor created by name; ``None`` or -1 use every usable core.
-    verbose : int, default 0
-        Draw a progress bar on stderr.
-
-    Returns
-    -------
-    models
-        The same container, its models fitted.
-
-    Examples
-    --------
-    >>> forests = {d: RandomForestClassifier(50, max_depth=d, random_state=0) for d in (4, 8)}
-    >>> fit_many(forests, X, y)  # doctest: +SKIP
-    """
-    if isinstance(models, Mapping):
-        items = list(models.items())
-    elif isinstance(models, Sequence) and not isinstance(models, (str, bytes)):
-        items = list(enumerate(models))
-    else:
-        raise TypeError(f"models must be a mapping or a sequence of estimators; got {type(models).__name__}")
-    seen: dict[int, Any] = {}
-    for key, model in items:
-        if not isinstance(model, TreeModel):
-            raise TypeError(
-                f"models[{key!r}] must be a shmforest RandomForest*/DecisionTree* estimator; "
-                f"got {type(model).__name__}"
-            )
-        if id(model) in seen:
-            raise ValueError(f"models[{key!r}] is the same object as models[{seen[id(model)]!r}]; pass distinct estimators")
-        seen[id(model)] = key
-    fit_models(
-        [m for _, m in items],
-        X,
-        y,
-        sample_weight,
-        executor=executor,
-        n_jobs=n_jobs,
-        verbose=verbose,
-        label=f"fit_many ({len(items)} models): trees",
-    )
-    return models

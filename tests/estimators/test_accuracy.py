@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from shmforest.executors import get_executor
-from shmforest.forest import RandomForestClassifier, RandomForestRegressor
+from shmforest import RandomForestClassifier, RandomForestRegressor
 
 sklearn = pytest.importorskip("sklearn")
 from sklearn import datasets  # noqa: E402

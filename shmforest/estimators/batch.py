@@ -32,22 +32,19 @@ kept by ``warm_start`` get their out-of-bag predictions from :func:`_oob_predict
 from __future__ import annotations
 
 import concurrent.futures as cf
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
-from shmforest._progress import ProgressBar
-from shmforest._validation import (
-    check_sample_weight,
-    check_X,
-    check_y_classification,
-    check_y_regression,
-    feature_names_of,
-    resolve_n_jobs,
-)
+from sklearn.base import is_classifier, is_regressor
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import _check_sample_weight, validate_data
+
+from shmforest.estimators.progress import ProgressBar
+from shmforest.estimators.validation import encode_classes, resolve_n_jobs
 from shmforest.budget import ProcessBudget, usable_cores
 from shmforest.errors import ExecutorNotFoundError
 from shmforest.executors.base import Executor, in_task, run_in_task
@@ -58,7 +55,9 @@ from shmforest.tree.binning import Binner, by_feature
 from shmforest.tree.builder import TreeBuilder, TreeParams
 from shmforest.tree.tree import Tree
 
-__all__ = ["Targets", "TreePlan", "fit_models", "resolve_executor", "bootstrap_counts"]
+__all__ = ["Targets", "TreePlan", "bootstrap_counts", "fit_many", "fit_models", "resolve_executor"]
+
+M = TypeVar("M", bound="Mapping[Any, Any] | Sequence[Any]")
 
 # Bootstrap draws use their own stream of the tree's seed, apart from the builder's.
 _BOOTSTRAP_STREAM = 0xB0075
@@ -175,7 +174,6 @@ class Targets:
 
     n_samples: int
     n_features: int
-    feature_names: np.ndarray | None
     classes: np.ndarray | None = None  # classification: the sorted labels
     codes: np.ndarray | None = None  # classification: class index per sample, int32
     values: np.ndarray | None = None  # regression: float64 targets
@@ -230,14 +228,17 @@ def fit_models(
     and ``_assemble(plan, results, targets)`` (fitted attributes set). Models are left
     untouched if anything fails.
     """
-    Xa = check_X(X)
+    for model in models:
+        model._validate_params()
+    Xa, y = _check_data(models, X, y)
     n_samples, n_features = Xa.shape
-    w = check_sample_weight(sample_weight, n_samples)
-    targets = Targets(n_samples, n_features, feature_names_of(X), y=y)
-    if any(getattr(m, "_estimator_kind", None) == "classifier" for m in models):
-        targets.classes, targets.codes = check_y_classification(y, n_samples)
-    if any(getattr(m, "_estimator_kind", None) == "regressor" for m in models):
-        targets.values = check_y_regression(y, n_samples)
+    w = None if sample_weight is None else _check_sample_weight(sample_weight, Xa, dtype=np.float64, ensure_non_negative=True)
+    targets = Targets(n_samples, n_features, y=y)
+    if any(is_classifier(m) for m in models):
+        check_classification_targets(y)
+        targets.classes, targets.codes = encode_classes(y)
+    if any(is_regressor(m) for m in models):
+        targets.values = np.ascontiguousarray(y, dtype=np.float64)
     plans: list[TreePlan] = [m._plan(targets) for m in models]
     bins = sorted({p.max_bins for p in plans})
     if len(bins) > 1:
@@ -261,6 +262,21 @@ def fit_models(
             pool.shutdown(wait=True, cancel_futures=True)
     for plan, result in zip(plans, results):
         plan.model._assemble(plan, result, targets)
+
+
+def _check_data(models: Sequence[Any], X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``X`` as finite C-order float64 and ``y`` as a 1-D array, checked once by scikit-learn.
+
+    The first model's check converts; every model records ``n_features_in_`` and
+    ``feature_names_in_`` from the data as given.
+    """
+    first = models[0]
+    Xa, y = validate_data(
+        first, X, y, dtype=np.float64, order="C", y_numeric=is_regressor(first) and not is_classifier(first)
+    )
+    for model in models[1:]:
+        validate_data(model, X, skip_check_array=True)
+    return Xa, y
 
 
 def _gather(futures: list[cf.Future[Any]]) -> list[Any]:
@@ -445,3 +461,79 @@ def _submit_all(
         _abandon(futures)
         raise
     return _gather(futures)
+
+
+# --------------------------------------------------------------------------- fit_many
+
+
+def fit_many(
+    models: M,
+    X: Any,
+    y: Any,
+    *,
+    sample_weight: Any = None,
+    executor: str | cf.Executor = DEFAULT_EXECUTOR,
+    n_jobs: int | None = None,
+    verbose: int = 0,
+) -> M:
+    """Fit several models on one placed dataset, under one executor and budget.
+
+    ``X`` is checked and binned once and placed once in shared memory; every tree of
+    every model is one task on the same executor. The models are fitted in place and
+    the same container is returned, so nothing comes back unfitted (as copies trained
+    by ``Pool.map`` do). The models' own ``executor`` and ``n_jobs`` are not used.
+
+    Parameters
+    ----------
+    models : mapping of any to estimator, or sequence of estimators
+        Forests and decision trees of this module, classifiers and regressors mixed;
+        all must share ``max_bins``.
+    X, y, sample_weight
+        As for ``fit``.
+    executor : str or Executor, default "shm"
+        A registered executor name, or an instance (left running).
+    n_jobs : int or None, default None
+        Workers of an executor created by name; ``None`` or -1 use every usable core.
+    verbose : int, default 0
+        Draw a progress bar on stderr.
+
+    Returns
+    -------
+    models
+        The same container, its models fitted.
+
+    Examples
+    --------
+    >>> from shmforest import RandomForestClassifier
+    >>> forests = {d: RandomForestClassifier(50, max_depth=d, random_state=0) for d in (4, 8)}
+    >>> fit_many(forests, X, y)  # doctest: +SKIP
+    """
+    if isinstance(models, Mapping):
+        items = list(models.items())
+    elif isinstance(models, Sequence) and not isinstance(models, (str, bytes)):
+        items = list(enumerate(models))
+    else:
+        raise TypeError(f"models must be a mapping or a sequence of estimators; got {type(models).__name__}")
+    from shmforest.estimators.base import TreeModel  # the estimators sit above this module
+
+    seen: dict[int, Any] = {}
+    for key, model in items:
+        if not isinstance(model, TreeModel):
+            raise TypeError(
+                f"models[{key!r}] must be a shmforest RandomForest*/DecisionTree* estimator; "
+                f"got {type(model).__name__}"
+            )
+        if id(model) in seen:
+            raise ValueError(f"models[{key!r}] is the same object as models[{seen[id(model)]!r}]; pass distinct estimators")
+        seen[id(model)] = key
+    fit_models(
+        [m for _, m in items],
+        X,
+        y,
+        sample_weight,
+        executor=executor,
+        n_jobs=n_jobs,
+        verbose=verbose,
+        label=f"fit_many ({len(items)} models): trees",
+    )
+    return models

@@ -1,406 +1,35 @@
-"""The estimators' behaviour: scikit-learn conventions, labels, weights, oob, warm start,
-fit_many, the executors they run on, and determinism across executors and budgets."""
+"""Fitting on executors: one task per tree, one placed dataset, fit_many, and
+determinism across executors and budgets."""
 
 from __future__ import annotations
 
-import pickle
 import warnings
 
 import numpy as np
 import pytest
+from estimator_support import (
+    FORESTS,
+    assert_same_trees,
+    make_data,
+    prediction,
+    small,
+)
 
-import shmforest._fitting as fitting
+import shmforest.estimators.batch as fitting
 import shmforest.tree.growth as growth
-from shmforest._fitting import bootstrap_counts
-from shmforest.budget import ProcessBudget
-from shmforest.errors import NotFittedError
-from shmforest.executors.serial import SerialExecutor
-from shmforest.forest import (
+from shmforest import (
     DecisionTreeClassifier,
     DecisionTreeRegressor,
     RandomForestClassifier,
     RandomForestRegressor,
     fit_many,
 )
+from shmforest.budget import ProcessBudget
+from shmforest.executors.serial import SerialExecutor
 from shmforest.tree.builder import TreeBuilder
-from shmforest.tree.tree import NODE_ARRAYS
 
 # A warning nobody asked for is a defect here; tests that expect one use pytest.warns.
 pytestmark = pytest.mark.filterwarnings("error::UserWarning")
-
-ESTIMATORS = [RandomForestClassifier, RandomForestRegressor, DecisionTreeClassifier, DecisionTreeRegressor]
-FORESTS = [RandomForestClassifier, RandomForestRegressor]
-TREES = [DecisionTreeClassifier, DecisionTreeRegressor]
-
-
-def make_data(n=240, n_features=6, seed=0, noise=0.5):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, n_features))
-    score = X[:, 0] + 0.5 * X[:, 1] + noise * rng.normal(size=n)
-    return X, (score > 0).astype(np.int64), score
-
-
-@pytest.fixture(scope="module")
-def data():
-    X, y, target = make_data()
-    return X, y, target
-
-
-def target_for(cls, data):
-    X, y, target = data
-    return y if cls in (RandomForestClassifier, DecisionTreeClassifier) else target
-
-
-def small(cls, **params):
-    base = {"executor": "serial", "random_state": 0}
-    if cls in FORESTS:
-        base["n_estimators"] = 6
-    base.update(params)
-    return cls(**base)
-
-
-def trees_of(model):
-    return [e.tree_ for e in model.estimators_] if hasattr(model, "estimators_") else [model.tree_]
-
-
-def assert_same_trees(a, b):
-    ta, tb = trees_of(a), trees_of(b)
-    assert len(ta) == len(tb)
-    for i, (x, y) in enumerate(zip(ta, tb)):
-        assert x.node_count == y.node_count, f"tree {i}"
-        for name in NODE_ARRAYS:
-            np.testing.assert_array_equal(getattr(x, name), getattr(y, name), err_msg=f"tree {i}: {name}")
-
-
-def prediction(model, X):
-    return model.predict_proba(X) if hasattr(model, "predict_proba") else model.predict(X)
-
-
-# ----------------------------------------------------------------- conventions
-
-
-@pytest.mark.parametrize("cls", ESTIMATORS)
-def test_get_params_lists_every_init_argument(cls):
-    import inspect
-
-    names = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-    params = cls().get_params()
-    assert sorted(params) == sorted(names)
-    assert params["executor"] == "shm"
-    assert params["random_state"] is None
-
-
-@pytest.mark.parametrize("cls", ESTIMATORS)
-def test_set_params_round_trip(cls):
-    model = cls()
-    assert model.set_params(max_depth=3, random_state=7) is model
-    assert model.get_params()["max_depth"] == 3 and model.random_state == 7
-    copy = cls(**model.get_params())
-    assert copy.get_params() == model.get_params()
-    assert "max_depth=3" in repr(model) and "random_state=7" in repr(model)
-
-
-@pytest.mark.parametrize("cls", ESTIMATORS)
-def test_set_params_rejects_unknown_names(cls):
-    with pytest.raises(ValueError, match="invalid parameter 'depth'.*valid parameters are"):
-        cls().set_params(depth=3)
-
-
-@pytest.mark.parametrize("cls", ESTIMATORS)
-def test_scikit_learn_clone_works(cls, data):
-    from sklearn.base import clone
-
-    model = small(cls, max_depth=4).fit(data[0], target_for(cls, data))
-    copy = clone(model)
-    assert copy.get_params() == model.get_params()
-    with pytest.raises(NotFittedError):
-        copy.predict(data[0])
-
-
-@pytest.mark.parametrize("cls", ESTIMATORS)
-def test_fitted_attributes(cls, data):
-    X, _, _ = data
-    y = target_for(cls, data)
-    model = small(cls)
-    assert model.fit(X, y) is model
-    assert model.n_features_in_ == X.shape[1] and model.n_outputs_ == 1
-    if "Classifier" in cls.__name__:
-        np.testing.assert_array_equal(model.classes_, [0, 1])
-        assert model.n_classes_ == 2
-    if cls in FORESTS:
-        assert len(model.estimators_) == 6 == len(model)
-        tree_cls = DecisionTreeClassifier if cls is RandomForestClassifier else DecisionTreeRegressor
-        assert all(type(e) is tree_cls for e in model.estimators_)
-        seeds = [e.random_state for e in model.estimators_]
-        assert all(isinstance(s, int) for s in seeds) and len(set(seeds)) == len(seeds)
-        assert type(model.estimator_) is tree_cls
-        assert not hasattr(model, "oob_score_")
-    else:
-        assert model.get_depth() >= 1 and model.get_n_leaves() >= 2
-        assert model.max_features_ == X.shape[1]
-
-
-@pytest.mark.parametrize("cls", [RandomForestClassifier, DecisionTreeClassifier])
-def test_predict_proba_log_proba_and_score(cls, data):
-    X, y, _ = data
-    model = small(cls).fit(X, y)
-    proba = model.predict_proba(X)
-    assert proba.shape == (len(X), 2)
-    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
-    with np.errstate(divide="ignore"):
-        np.testing.assert_array_equal(model.predict_log_proba(X), np.log(proba))
-    predicted = model.predict(X)
-    np.testing.assert_array_equal(predicted, model.classes_[proba.argmax(axis=1)])
-    assert model.score(X, y) == pytest.approx(np.mean(predicted == y))
-    w = np.where(predicted == y, 0.0, 1.0) + (predicted == y).all()  # weight only the mistakes
-    assert model.score(X, y, sample_weight=w) == pytest.approx(0.0 if (predicted != y).any() else 1.0)
-
-
-@pytest.mark.parametrize("cls", [RandomForestRegressor, DecisionTreeRegressor])
-def test_regressor_predict_and_score(cls, data):
-    X, _, target = data
-    model = small(cls).fit(X, target)
-    predicted = model.predict(X)
-    assert predicted.shape == (len(X),)
-    expected = 1 - np.sum((target - predicted) ** 2) / np.sum((target - target.mean()) ** 2)
-    assert model.score(X, target) == pytest.approx(expected)
-    assert model.score(X, target) > 0.5
-
-
-def test_forest_prediction_is_the_mean_of_its_trees(data):
-    X, y, target = data
-    clf = small(RandomForestClassifier).fit(X, y)
-    np.testing.assert_allclose(clf.predict_proba(X), np.mean([e.predict_proba(X) for e in clf.estimators_], axis=0))
-    reg = small(RandomForestRegressor).fit(X, target)
-    np.testing.assert_allclose(reg.predict(X), np.mean([e.predict(X) for e in reg.estimators_], axis=0))
-
-
-@pytest.mark.parametrize("cls", FORESTS)
-def test_apply_gives_a_leaf_per_tree(cls, data):
-    X = data[0]
-    model = small(cls).fit(X, target_for(cls, data))
-    leaves = model.apply(X[:17])
-    assert leaves.shape == (17, 6)
-    for column, est in zip(leaves.T, model.estimators_):
-        assert (est.tree_.children_left[column] == -1).all()
-        np.testing.assert_array_equal(column, est.apply(X[:17]))
-
-
-def test_pickled_forest_predicts_the_same(data):
-    X, y, _ = data
-    model = small(RandomForestClassifier).fit(X, y)
-    copy = pickle.loads(pickle.dumps(model))
-    np.testing.assert_array_equal(copy.predict_proba(X), model.predict_proba(X))
-
-
-# ----------------------------------------------------------------- labels and weights
-
-
-@pytest.mark.parametrize(
-    "labels",
-    [
-        pytest.param(np.array(["no", "yes", "maybe"]), id="strings"),
-        pytest.param(np.array([-7, -1, 3]), id="negative-ints"),
-        pytest.param(np.array([0.25, 1.5, -2.0]), id="floats"),
-        pytest.param(np.array(["b", "a", "c"], dtype=object), id="objects"),
-        pytest.param(np.array([True, False]), id="bools"),
-    ],
-)
-@pytest.mark.parametrize("cls", [RandomForestClassifier, DecisionTreeClassifier])
-def test_labels_of_any_type(cls, labels):
-    rng = np.random.default_rng(1)
-    X = rng.normal(size=(150, 3))
-    codes = np.digitize(X[:, 0], np.quantile(X[:, 0], np.linspace(0, 1, len(labels) + 1)[1:-1]))
-    y = labels[codes]
-    model = small(cls).fit(X, y)
-    np.testing.assert_array_equal(model.classes_, np.sort(labels))
-    predicted = model.predict(X)
-    assert predicted.dtype == np.sort(labels).dtype
-    assert set(predicted.tolist()) <= set(labels.tolist())
-    assert np.mean(predicted == y) > 0.9
-    # predict_proba's columns follow classes_.
-    np.testing.assert_array_equal(model.classes_[model.predict_proba(X).argmax(axis=1)], predicted)
-
-
-class Frame:
-    """Just enough of a data frame: named columns and an array view."""
-
-    def __init__(self, values, columns):
-        self.values, self.columns = np.asarray(values), list(columns)
-
-    def __array__(self, dtype=None, copy=None):
-        return self.values if dtype is None else self.values.astype(dtype)
-
-
-def test_feature_names_of_a_data_frame_are_kept_and_checked(data):
-    X, y, _ = data
-    names = [f"f{i}" for i in range(X.shape[1])]
-    model = small(RandomForestClassifier).fit(Frame(X, names), y)
-    assert model.feature_names_in_.tolist() == names
-    np.testing.assert_array_equal(model.predict(Frame(X, names)), model.predict(X))
-    with pytest.raises(ValueError, match="feature names"):
-        model.predict(Frame(X, names[::-1]))
-    assert not hasattr(small(RandomForestClassifier).fit(X, y), "feature_names_in_")
-
-
-def test_a_single_class_fits_and_predicts_it():
-    X = np.arange(20.0).reshape(10, 2)
-    model = small(RandomForestClassifier).fit(X, ["only"] * 10)
-    assert model.predict(X).tolist() == ["only"] * 10
-    np.testing.assert_array_equal(model.predict_proba(X), np.ones((10, 1)))
-
-
-def test_column_vector_y_is_accepted(data):
-    X, y, _ = data
-    a = small(DecisionTreeClassifier).fit(X, y)
-    b = small(DecisionTreeClassifier).fit(X, y.reshape(-1, 1))
-    assert_same_trees(a, b)
-
-
-@pytest.mark.parametrize("cls", TREES)
-def test_weight_two_equals_duplicated_rows(cls):
-    rng = np.random.default_rng(3)
-    X = rng.integers(0, 12, size=(120, 4)).astype(np.float64)  # few values: bins are exact
-    # Integer targets keep every weighted sum exact, so equal gains tie the same way in both fits.
-    target = X[:, 0] - X[:, 2] + rng.integers(-3, 4, size=120)
-    y = (target > 0).astype(int) if cls is DecisionTreeClassifier else target.astype(np.float64)
-    w = rng.integers(1, 3, size=120)
-    weighted = small(cls, max_depth=6).fit(X, y, sample_weight=w.astype(np.float64))
-    duplicated = small(cls, max_depth=6).fit(np.repeat(X, w, axis=0), np.repeat(y, w))
-    a, b = weighted.tree_, duplicated.tree_
-    assert a.node_count == b.node_count
-    for name in ("children_left", "children_right", "feature", "threshold"):
-        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
-    for name in ("value", "weighted_n_node_samples", "impurity"):
-        np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-9, atol=1e-12, err_msg=name)
-
-
-def test_sample_weight_changes_the_forest(data):
-    X, y, _ = data
-    plain = small(RandomForestClassifier).fit(X, y)
-    weighted = small(RandomForestClassifier).fit(X, y, sample_weight=np.linspace(0.1, 3.0, len(y)))
-    assert not np.array_equal(plain.predict_proba(X), weighted.predict_proba(X))
-
-
-# ----------------------------------------------------------------- out of bag
-
-
-def test_oob_predictions_match_a_recomputation_from_the_seeds(data):
-    X, y, _ = data
-    model = small(RandomForestClassifier, n_estimators=25, oob_score=True).fit(X, y)
-    total, count = np.zeros((len(X), 2)), np.zeros(len(X))
-    for est in model.estimators_:
-        oob = bootstrap_counts(est.random_state, len(X), len(X)) == 0
-        total[oob] += est.predict_proba(X[oob])
-        count[oob] += 1
-    assert (count > 0).all()
-    np.testing.assert_allclose(model.oob_decision_function_, total / count[:, None])
-    expected = np.mean(model.classes_[model.oob_decision_function_.argmax(axis=1)] == y)
-    assert model.oob_score_ == pytest.approx(expected)
-
-
-def _cv_score(make, X, y, folds=5):
-    order = np.random.default_rng(0).permutation(len(y))
-    scores = []
-    for part in np.array_split(order, folds):
-        train = np.setdiff1d(order, part)
-        scores.append(make().fit(X[train], y[train]).score(X[part], y[part]))
-    return float(np.mean(scores))
-
-
-@pytest.mark.parametrize("cls", FORESTS)
-def test_oob_score_is_near_the_cross_validated_score(cls):
-    X, y, target = make_data(n=500, seed=5, noise=0.7)
-    y = y if cls is RandomForestClassifier else target
-    model = small(cls, n_estimators=40, oob_score=True).fit(X, y)
-    cv = _cv_score(lambda: small(cls, n_estimators=40), X, y)
-    assert abs(model.oob_score_ - cv) < 0.05, (model.oob_score_, cv)
-    if cls is RandomForestRegressor:
-        assert model.oob_prediction_.shape == (len(y),)
-    else:
-        assert model.oob_decision_function_.shape == (len(y), 2)
-
-
-def test_oob_score_accepts_a_scoring_callable(data):
-    X, y, _ = data
-    calls = []
-
-    def errors(y_true, y_pred):
-        calls.append((y_true, y_pred))
-        return float(np.sum(y_true != y_pred))
-
-    model = small(RandomForestClassifier, n_estimators=30, oob_score=errors).fit(X, y)
-    y_true, y_pred = calls[0]
-    np.testing.assert_array_equal(y_true, y)
-    assert model.oob_score_ == np.sum(y != y_pred)
-
-
-def test_too_few_trees_for_oob_warns(data):
-    X, y, _ = data
-    with pytest.warns(UserWarning, match="no out-of-bag prediction"):
-        small(RandomForestClassifier, n_estimators=1, oob_score=True).fit(X, y)
-
-
-# ----------------------------------------------------------------- warm start
-
-
-@pytest.mark.parametrize("oob", [False, True])
-@pytest.mark.parametrize("cls", FORESTS)
-def test_warm_start_adds_trees_as_a_fresh_fit_would(cls, data, oob):
-    X, y = data[0], target_for(cls, data)
-    model = small(cls, n_estimators=20, warm_start=True, oob_score=oob).fit(X, y)
-    first = list(model.estimators_)
-    model.set_params(n_estimators=27).fit(X, y)
-    assert len(model.estimators_) == 27
-    assert all(a is b for a, b in zip(model.estimators_, first))
-    fresh = small(cls, n_estimators=27, oob_score=oob).fit(X, y)
-    assert_same_trees(model, fresh)
-    if oob:
-        assert model.oob_score_ == fresh.oob_score_
-
-
-def test_warm_start_off_rebuilds_every_tree(data):
-    X, y, _ = data
-    model = small(RandomForestClassifier, n_estimators=4).fit(X, y)
-    first = list(model.estimators_)
-    model.set_params(n_estimators=5).fit(X, y)
-    assert len(model.estimators_) == 5 and not any(e in first for e in model.estimators_)
-
-
-def test_warm_start_with_fewer_or_as_many_trees(data):
-    X, y, _ = data
-    model = small(RandomForestClassifier, n_estimators=4, warm_start=True).fit(X, y)
-    with pytest.warns(UserWarning, match="fits no new trees"):
-        model.fit(X, y)
-    assert len(model.estimators_) == 4
-    with pytest.raises(ValueError, match=r"n_estimators=3 must be >= len\(estimators_\)=4"):
-        model.set_params(n_estimators=3).fit(X, y)
-    with pytest.raises(ValueError, match="warm_start: X has 3 features, but the forest was fitted with 6"):
-        model.set_params(n_estimators=6).fit(X[:, :3], y)
-    with pytest.raises(ValueError, match="warm_start: y has classes"):
-        model.fit(X, y + 1)
-    assert len(model.estimators_) == 4
-
-
-# ----------------------------------------------------------------- importances
-
-
-@pytest.mark.parametrize("cls", ESTIMATORS)
-def test_feature_importances_sum_to_one_and_find_the_signal(cls, data):
-    X, _, _ = data
-    model = small(cls).fit(X, target_for(cls, data))
-    imp = model.feature_importances_
-    assert imp.shape == (X.shape[1],)
-    assert (imp >= 0).all()
-    assert imp.sum() == pytest.approx(1.0)
-    assert imp.argmax() == 0  # the target is driven by feature 0 most
-
-
-def test_feature_importances_of_stumps_only_are_zero():
-    X = np.arange(12.0).reshape(6, 2)
-    model = small(RandomForestClassifier).fit(X, [1] * 6)
-    np.testing.assert_array_equal(model.feature_importances_, [0.0, 0.0])
-
 
 # ----------------------------------------------------------------- executors
 
@@ -831,7 +460,8 @@ def test_binning_tasks_in_workers_give_the_same_fit(big_data, monkeypatch, name)
 
 
 def test_threaded_prediction_is_bit_identical(big_data, monkeypatch):
-    import shmforest._estimator as estimator
+    import shmforest.estimators.base as estimator
+
     from shmforest.tree.ensemble import predict_forest
 
     X, y, _, _ = big_data
@@ -874,7 +504,7 @@ import numpy as np
 from shmforest._launch import _FORKSERVER_PRELOAD
 for module in _FORKSERVER_PRELOAD:  # what a forkserver worker starts with
     __import__(module)
-from shmforest._fitting import _bin_features, _fit_tree
+from shmforest.estimators.batch import _bin_features, _fit_tree
 from shmforest.shared import SharedDataset
 from shmforest.tree.builder import TreeParams
 before = set(sys.modules)
@@ -901,3 +531,4 @@ def test_a_workers_first_tasks_import_nothing(tmp_path):
     script.write_text(_WORKER_TASKS_SCRIPT)
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.strip() == ""
+

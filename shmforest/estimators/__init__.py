@@ -1,0 +1,28 @@
+"""scikit-learn estimators whose trees grow on shmforest's executors.
+
+==========  ==================================================================
+classes     the public estimators: random forests and decision trees
+base        what they share: fit through the batch, predict, forests' extras
+batch       one batch of trees on an executor (binning, placement, tasks), ``fit_many``
+validation  parameter constraints and the counts scikit-learn has no helper for
+progress    the progress bar of ``verbose`` fits
+==========  ==================================================================
+"""
+
+from __future__ import annotations
+
+from shmforest.estimators.batch import fit_many
+from shmforest.estimators.classes import (
+    DecisionTreeClassifier,
+    DecisionTreeRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+
+__all__ = [
+    "DecisionTreeClassifier",
+    "DecisionTreeRegressor",
+    "RandomForestClassifier",
+    "RandomForestRegressor",
+    "fit_many",
+]
