@@ -12,6 +12,7 @@ from shmforest import _worker as w_
 
 #: Overrides the default start method ("fork", "spawn" or "forkserver").
 START_METHOD_ENV_VAR = "SHMFOREST_START_METHOD"
+_STDLIB_START_METHODS = ("fork", "spawn", "forkserver")
 
 
 def default_start_method() -> str:
@@ -65,13 +66,18 @@ else:
         Tasks travel by cloudpickle and never need the parent's main module, and on
         3.11 the server does not preload it, so each worker would otherwise pay the
         main script's imports (about 150 ms with numpy). The stdlib's ``_launch``,
-        less the two preparation keys that ask for it.
+        less the two preparation keys that ask for it, and less a start method
+        that is not the stdlib's.
         """
 
         def _launch(self, process_obj: Any) -> None:
             prep_data = _spawn.get_preparation_data(process_obj._name)
             prep_data.pop("init_main_from_path", None)
             prep_data.pop("init_main_from_name", None)
+            if prep_data.get("start_method") not in _STDLIB_START_METHODS:
+                # A caller inside a joblib (loky) worker has loky's start method,
+                # which the forkserver, never having imported joblib, cannot set.
+                prep_data.pop("start_method", None)
             buf = io.BytesIO()
             _set_spawning_popen(self)
             try:
@@ -98,8 +104,10 @@ else:
 #: 44 to 47 ms instead of 19 to 20 (median; ``benchmarks/test_bench_dispatch.py``).
 #: numpy loads ``numpy.random`` on first use, which every bootstrapped tree makes
 #: (``bootstrap_counts``): about 10 ms in each fresh worker's first tree otherwise
-#: (one-off timing in a fresh interpreter).
-_FORKSERVER_PRELOAD = (w_.__name__, "shmforest.executors.process", "shmforest.executors.shm", "numpy.random")
+#: (one-off timing in a fresh interpreter). A forest's tasks are in ``shmforest.tree.tasks``.
+_FORKSERVER_PRELOAD = (
+    w_.__name__, "shmforest.executors.process", "shmforest.executors.shm", "shmforest.tree.tasks", "numpy.random",
+)
 
 
 def _preload_in_forkserver() -> None:

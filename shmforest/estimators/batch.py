@@ -8,7 +8,7 @@
     each model: check params, draw per-tree seeds  (a model's plan)
     Binner: X -> uint8 codes, once  (mid-sized X: groups of features in threads here;
                                      big X: groups of features binned as tasks)
-    SharedDataset(Xb, thresholds, y[, w][, X])  ----->   _fit_tree(dataset, params, seed, ...)
+    SharedDataset(Xb, thresholds, y[, w][, X])  ----->   tree_tasks.fit_tree(dataset, params, seed, ...)
       (one per target kind; pickles as handles)            bootstrap counts from the seed
                                                             TreeBuilder(params).build(...)
                                                             out-of-bag predictions, if asked
@@ -17,7 +17,7 @@
     close the dataset (also on error), shut down the executor if we made it
 
 A fit of one branch-parallel tree on several workers (a ``DecisionTree*``) runs
-``_fit_tree`` here instead: the first levels grow in this process, then subtrees
+:func:`~shmforest.tree.tasks.fit_tree` here instead: the first levels grow in this process, then subtrees
 go to the executor. Holding a token of the executor's budget, this process keeps
 a part of each cut, as a worker does; with none free, every subtree goes to the
 executor (``delegate``, :meth:`TreeBuilder.build`).
@@ -26,7 +26,7 @@ Everything random is decided by the per-tree seeds drawn in the parent, so the
 executor, its budget and the order tasks finish in cannot change a result.
 Out-of-bag predictions are made inside the task that built the tree, from the real
 feature values (``X`` is placed only when some model asks for ``oob_score``); trees
-kept by ``warm_start`` get their out-of-bag predictions from :func:`_oob_predict` tasks.
+kept by ``warm_start`` get their out-of-bag predictions from :func:`~shmforest.tree.tasks.oob_predict` tasks.
 """
 
 from __future__ import annotations
@@ -51,16 +51,15 @@ from shmforest.executors.base import Executor, in_task, run_in_task
 from shmforest.executors.registry import get_executor
 from shmforest.shared import SharedDataset
 from shmforest.tree import growth
+from shmforest.tree import tasks as tree_tasks
 from shmforest.tree.binning import Binner, by_feature
-from shmforest.tree.builder import TreeBuilder, TreeParams
+from shmforest.tree.builder import TreeParams
 from shmforest.tree.tree import Tree
 
-__all__ = ["Targets", "TreePlan", "bootstrap_counts", "fit_many", "fit_models", "resolve_executor"]
+__all__ = ["Targets", "TreePlan", "fit_many", "fit_models", "resolve_executor"]
 
 M = TypeVar("M", bound="Mapping[Any, Any] | Sequence[Any]")
 
-# Bootstrap draws use their own stream of the tree's seed, apart from the builder's.
-_BOOTSTRAP_STREAM = 0xB0075
 DEFAULT_EXECUTOR = "shm"
 #: Below this many values of X, binning runs in the parent (in threads, see below): tasks
 #: would cost more than they save. On 2 cores the 75,000 x 20 workload (1.5M values)
@@ -74,68 +73,6 @@ PARALLEL_BINNING_CELLS = 4_000_000
 #: of features (:func:`_bin_in_threads`); below it binning takes a few milliseconds, about
 #: what starting and joining the threads would take back.
 THREADED_BINNING_CELLS = 100_000
-
-
-# --------------------------------------------------------------------------- tasks
-
-
-def bootstrap_counts(seed: int, n_samples: int, n_draws: int) -> np.ndarray:
-    """How many times each sample is drawn into the bootstrap sample of the tree seeded ``seed``."""
-    rng = np.random.default_rng([_BOOTSTRAP_STREAM, seed])
-    draws = rng.integers(0, n_samples, size=n_draws)
-    return np.bincount(draws, minlength=n_samples).astype(np.int32)
-
-
-def _bin_features(source: SharedDataset, start: int, stop: int, max_bins: int) -> tuple[np.ndarray, np.ndarray]:
-    """Bin the features ``start:stop`` of ``source["XT"]`` (X transposed): their thresholds and uint8 codes.
-
-    X travels transposed so that a task reads only its own features' memory, a
-    contiguous slice, instead of every row of X. The codes travel back with the
-    result rather than being written into shared memory: a task may run on
-    another machine, where the dataset is a copy (the dask plugin), and uint8
-    codes are an eighth of the float data anyway.
-    """
-    return _bin_columns(source["XT"].T, source["w"] if "w" in source else None, start, stop, max_bins)
-
-
-def _bin_columns(
-    X: np.ndarray, w: np.ndarray | None, start: int, stop: int, max_bins: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Thresholds and uint8 codes (C order) of the features ``start:stop`` of ``X``."""
-    binner = Binner(max_bins=max_bins)
-    codes = binner.fit_transform(X[:, start:stop], w)
-    return binner.thresholds_, codes
-
-
-def _fit_tree(
-    data: SharedDataset,
-    params: TreeParams,
-    seed: int,
-    bootstrap: bool,
-    n_draws: int,
-    parallel: bool = False,
-    oob: bool = False,
-    delegate: bool = False,
-) -> tuple[Tree, tuple[np.ndarray, np.ndarray] | None]:
-    """Build one tree; with ``oob``, also its predictions for the samples its bootstrap left out.
-
-    ``delegate``: run here, by a caller of ``fit`` that holds no token, handing
-    every subtree to the executor (:meth:`TreeBuilder.build`); otherwise this is a
-    task on a worker, or a caller holding a token (:func:`_fit_tree_here`).
-    """
-    counts = bootstrap_counts(seed, data["Xb"].shape[0], n_draws) if bootstrap else None
-    tree = TreeBuilder(params).build(data, seed, sample_counts=counts, parallel=parallel, delegate=delegate)
-    if oob and counts is not None:
-        rows = np.flatnonzero(counts == 0)
-        return tree, (rows.astype(np.int32), tree.predict(data["X"][rows]))
-    return tree, None
-
-
-def _oob_predict(data: SharedDataset, tree: Tree, seed: int, n_draws: int) -> tuple[np.ndarray, np.ndarray]:
-    """Out-of-bag predictions of a tree built earlier (kept by ``warm_start``)."""
-    counts = bootstrap_counts(seed, data["X"].shape[0], n_draws)
-    rows = np.flatnonzero(counts == 0)
-    return rows.astype(np.int32), tree.predict(data["X"][rows])
 
 
 # --------------------------------------------------------------------------- executors
@@ -324,7 +261,7 @@ def _bin(Xa: np.ndarray, w: np.ndarray | None, max_bins: int, pool: cf.Executor)
         futures = []
         try:
             for columns in groups:
-                futures.append(pool.submit(_bin_features, source, int(columns[0]), int(columns[-1]) + 1, max_bins))
+                futures.append(pool.submit(tree_tasks.bin_features, source, int(columns[0]), int(columns[-1]) + 1, max_bins))
         except BaseException:
             _abandon(futures)
             raise
@@ -347,7 +284,7 @@ def _bin_in_threads(Xa: np.ndarray, w: np.ndarray | None, max_bins: int, workers
     groups = np.array_split(np.arange(n_features), threads)
 
     def bin_group(columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return _bin_columns(Xa, w, int(columns[0]), int(columns[-1]) + 1, max_bins)
+        return tree_tasks.bin_columns(Xa, w, int(columns[0]), int(columns[-1]) + 1, max_bins)
 
     if threads == 1:
         return bin_group(groups[0])
@@ -377,9 +314,9 @@ def _run(
     for plan in plans:
         data = datasets[plan.regression]
         for seed in plan.seeds:
-            tasks.append((_fit_tree, (data, plan.params, seed, plan.bootstrap, plan.n_draws, plan.parallel, plan.oob)))
+            tasks.append((tree_tasks.fit_tree, (data, plan.params, seed, plan.bootstrap, plan.n_draws, plan.parallel, plan.oob)))
         for tree, seed in plan.oob_refits:
-            tasks.append((_oob_predict, (data, tree, seed, plan.n_draws)))
+            tasks.append((tree_tasks.oob_predict, (data, tree, seed, plan.n_draws)))
     bar = ProgressBar(len(tasks), label or "fitting trees") if verbose else None
     try:
         if _drives_here(plans, tasks, pool):
@@ -412,7 +349,7 @@ def _drives_here(plans: list[TreePlan], tasks: list[tuple[Callable[..., Any], tu
     the same to the bit (:mod:`shmforest.tree.growth`).
     """
     return (
-        len(tasks) == 1 and tasks[0][0] is _fit_tree and plans[0].parallel
+        len(tasks) == 1 and tasks[0][0] is tree_tasks.fit_tree and plans[0].parallel
         and isinstance(pool, Executor) and pool.max_workers >= 2
     )
 
@@ -440,7 +377,7 @@ def _fit_tree_here(pool: Executor, args: tuple[Any, ...]) -> Any:
             # meanwhile, on the core this process leaves free (one-off A/B, 31 rounds
             # in turns: 0.393 s against 0.408 s).
             pool.warm_up()
-        return run_in_task(pool, _fit_tree, args, {"delegate": not held})
+        return run_in_task(pool, tree_tasks.fit_tree, args, {"delegate": not held})
     finally:
         if held:
             budget.release(held)

@@ -16,7 +16,7 @@ from shmforest import (
     RandomForestClassifier,
     RandomForestRegressor,
 )
-from shmforest.estimators.batch import bootstrap_counts
+from shmforest.tree.tasks import bootstrap_counts
 
 # A warning nobody asked for is a defect here; tests that expect one use pytest.warns.
 pytestmark = pytest.mark.filterwarnings("error::UserWarning")

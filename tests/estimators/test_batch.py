@@ -16,6 +16,7 @@ from estimator_support import (
 )
 
 import shmforest.estimators.batch as fitting
+import shmforest.tree.tasks as tree_tasks
 import shmforest.tree.growth as growth
 from shmforest import (
     DecisionTreeClassifier,
@@ -56,7 +57,7 @@ class RecordingExecutor(SerialExecutor):
         super().shutdown(wait, cancel_futures=cancel_futures)
 
     def tree_tasks(self):
-        return [args for fn, args in self.calls if fn is fitting._fit_tree]
+        return [args for fn, args in self.calls if fn is tree_tasks.fit_tree]
 
 
 def test_forest_submits_one_task_per_tree_and_leaves_a_given_executor_running(data):
@@ -105,7 +106,7 @@ class Nesting(RecordingExecutor):
                 if depth == 0 and fn is growth._grow_task]
 
     def tree_tasks(self):
-        return [args for fn, args in self.calls[1::2] if fn is fitting._fit_tree]
+        return [args for fn, args in self.calls[1::2] if fn is tree_tasks.fit_tree]
 
 
 def test_decision_tree_on_several_workers_grows_here_and_hands_its_subtrees_on(data, monkeypatch):
@@ -403,7 +404,7 @@ def test_big_data_is_binned_as_tasks_exactly_as_in_one_piece(big_data, monkeypat
     monkeypatch.setattr(fitting, "PARALLEL_BINNING_CELLS", X.size)  # this X counts as big
     ex = RecordingExecutor(max_workers=2)
     thresholds, codes = fitting._bin(X, w, 256, ex)
-    groups = [range(args[1], args[2]) for fn, args in ex.calls if fn is fitting._bin_features]
+    groups = [range(args[1], args[2]) for fn, args in ex.calls if fn is tree_tasks.bin_features]
     assert len(groups) == 4 and sorted(i for g in groups for i in g) == list(range(X.shape[1]))
     assert all(len(g) > 0 for g in groups)
     whole = Binner(256).fit(X, w)
@@ -419,13 +420,13 @@ def test_mid_sized_data_is_binned_by_threads_here_exactly_as_in_one_piece(big_da
 
     X, y, _, w = big_data  # 120,000 values: above THREADED_BINNING_CELLS, below PARALLEL_BINNING_CELLS
     assert fitting.THREADED_BINNING_CELLS <= X.size < fitting.PARALLEL_BINNING_CELLS
-    real, seen = fitting._bin_columns, []
+    real, seen = tree_tasks.bin_columns, []
 
     def recording(X, w, start, stop, max_bins):
         seen.append((threading.current_thread().name, start, stop))
         return real(X, w, start, stop, max_bins)
 
-    monkeypatch.setattr(fitting, "_bin_columns", recording)
+    monkeypatch.setattr(tree_tasks, "bin_columns", recording)
     monkeypatch.setattr(fitting, "usable_cores", lambda: (8, "test"))  # whatever this machine has
     ex = RecordingExecutor(max_workers=2)
     thresholds, codes = fitting._bin(X, w, 256, ex)
@@ -455,7 +456,7 @@ def test_binning_tasks_in_workers_give_the_same_fit(big_data, monkeypatch, name)
         real_submit = ex.submit
         monkeypatch.setattr(ex, "submit", lambda fn, *a, **k: submitted.append(fn) or real_submit(fn, *a, **k))
         model = small(RandomForestClassifier, n_estimators=3, executor=ex).fit(X, y, sample_weight=w)
-    assert submitted.count(fitting._bin_features) == 4
+    assert submitted.count(tree_tasks.bin_features) == 4
     assert_same_trees(model, reference)
 
 
@@ -504,22 +505,25 @@ import numpy as np
 from shmforest._launch import _FORKSERVER_PRELOAD
 for module in _FORKSERVER_PRELOAD:  # what a forkserver worker starts with
     __import__(module)
-from shmforest.estimators.batch import _bin_features, _fit_tree
 from shmforest.shared import SharedDataset
 from shmforest.tree.builder import TreeParams
 before = set(sys.modules)
+from shmforest.tree.tasks import bin_features, fit_tree
 X = np.random.default_rng(0).normal(size=(3000, 6))
 y = (X[:, 0] > 0).astype(np.intp)
 with SharedDataset({"XT": np.ascontiguousarray(X.T)}) as source:
-    thresholds, Xb = _bin_features(source, 0, 6, 256)
+    thresholds, Xb = bin_features(source, 0, 6, 256)
 with SharedDataset({"Xb": Xb, "y": y, "thresholds": thresholds, "X": X}) as data:
-    _fit_tree(data, TreeParams("gini", None, 2, 1, 2, 0.0, None, 2), 3, True, 3000, False, True)
-print(",".join(sorted(set(sys.modules) - before)))
+    fit_tree(data, TreeParams("gini", None, 2, 1, 2, 0.0, None, 2), 3, True, 3000, False, True)
+# scikit-learn takes a second to import: it stays in the process that called fit.
+print(",".join(sorted(m for m in set(sys.modules) - before if m != "shmforest.tree.tasks")))
+print(",".join(sorted(m for m in sys.modules if m.split(".")[0] == "sklearn")))
 """
 
 
 def test_a_workers_first_tasks_import_nothing(tmp_path):
-    """Binning and a tree, as a fresh worker runs them, load no module the forkserver did not.
+    """Binning and a tree, as a fresh worker runs them, load no module the forkserver did not,
+    and nothing of scikit-learn.
 
     Each lazy import is paid again in every fresh worker: ``np.unique`` pulls in
     ``numpy.ma`` (~20 ms), ``np.random`` its package (~10 ms).
