@@ -29,11 +29,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
+from sklearn.datasets import make_classification
+from sklearn.model_selection import train_test_split
 
 import shmforest
 from shmforest.estimators.batch import fit_models
 from shmforest.estimators.progress import ProgressBar
-from shmforest.datasets import make_classification, train_test_split
 from shmforest.estimators import RandomForestClassifier
 from shmforest.testing.monitor import TreeMonitor
 
@@ -122,7 +123,7 @@ class RunResult:
 
 
 def synthetic(rows: int, features: int, seed: int = SEED) -> DemoData:
-    """The default workload: :func:`shmforest.datasets.make_classification`, split 75/25.
+    """The default workload: scikit-learn's ``make_classification``, split 75/25.
 
     Ten informative features (fewer if there are fewer columns), two redundant, the
     rest noise, two classes, as DESIGN.md's workload.
@@ -131,9 +132,14 @@ def synthetic(rows: int, features: int, seed: int = SEED) -> DemoData:
     redundant = min(2, features - informative)
     clusters = 2 if informative >= 2 else 1  # 2 classes x 2 clusters need 4 hypercube vertices
     X, y = make_classification(
-        rows, features, n_informative=informative, n_redundant=redundant, n_clusters_per_class=clusters, seed=seed
+        n_samples=rows,
+        n_features=features,
+        n_informative=informative,
+        n_redundant=redundant,
+        n_clusters_per_class=clusters,
+        random_state=seed,
     )
-    split = train_test_split(X, y, test_size=TEST_SIZE, seed=seed)
+    split = train_test_split(X, y, test_size=TEST_SIZE, random_state=seed)
     what = f"synthetic make_classification {rows:,} x {features} (seed {seed})"
     return DemoData(*split, description=what)
 
@@ -161,7 +167,7 @@ def load_file(path: Path, seed: int = SEED) -> DemoData:
     else:
         raise ValueError(f"--data {path}: expected a .npy or .csv file, got {suffix or 'no extension'!r}")
     X, y = _features_and_labels(table, path)
-    split = train_test_split(X, y, test_size=TEST_SIZE, seed=seed)
+    split = train_test_split(X, y, test_size=TEST_SIZE, random_state=seed)
     return DemoData(*split, description=f"{path.name}, {X.shape[0]:,} x {X.shape[1]}, {len(np.unique(y))} classes")
 
 

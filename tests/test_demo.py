@@ -1,4 +1,4 @@
-"""The demo's parts in-process: the seeded generator, the split, file loading, runners and the table."""
+"""The demo's parts in-process: file loading, runners and the table."""
 
 from __future__ import annotations
 
@@ -8,67 +8,13 @@ import numpy as np
 import pytest
 
 from shmforest import demo
-from shmforest.datasets import make_classification, train_test_split
-
-# --------------------------------------------------------------------------- datasets
-
-
-def test_make_classification_is_deterministic_per_seed():
-    X1, y1 = make_classification(500, 8, n_informative=4, seed=3)
-    X2, y2 = make_classification(500, 8, n_informative=4, seed=3)
-    X3, _ = make_classification(500, 8, n_informative=4, seed=4)
-    assert np.array_equal(X1, X2) and np.array_equal(y1, y2)
-    assert not np.array_equal(X1, X3)
-    assert X1.shape == (500, 8) and X1.dtype == np.float64 and X1.flags.c_contiguous
-    assert y1.dtype == np.int64 and set(y1.tolist()) == {0, 1}
-
-
-def test_make_classification_balances_classes_and_flips_few_labels():
-    _, y = make_classification(10_000, 20, n_informative=10, n_classes=3, flip_y=0.0, seed=0)
-    assert np.bincount(y).tolist() == pytest.approx([10_000 / 3] * 3, abs=2)  # 6 clusters of 1,666 or 1,667
-    _, flipped = make_classification(10_000, 20, n_informative=10, n_classes=3, flip_y=0.3, seed=0)
-    counts = np.bincount(flipped)
-    assert counts.min() > 3000  # redrawn labels land in every class
-
-
-def test_make_classification_informative_columns_separate_the_classes():
-    # Noise columns are standard normal whatever the class; informative ones are not.
-    X, y = make_classification(
-        20_000, 12, n_informative=2, n_redundant=0, n_clusters_per_class=1, class_sep=2.0, flip_y=0.0
-    )
-    gaps = np.abs(X[y == 0].mean(axis=0) - X[y == 1].mean(axis=0))
-    assert 1 <= (gaps > 1.0).sum() <= 2  # an informative column splits the classes, noise never does
-    assert (gaps < 0.1).sum() >= 10
-
-
-@pytest.mark.parametrize(
-    "kwargs, message",
-    [
-        (dict(n_samples=0), "n_samples must be an int >= 1"),
-        (dict(n_features=3, n_informative=3, n_redundant=1), "at most n_features"),
-        (dict(n_informative=1, n_redundant=0, n_classes=2, n_clusters_per_class=2), "2 \\*\\* n_informative"),
-        (dict(flip_y=1.5), "flip_y"),
-    ],
-)
-def test_make_classification_rejects_impossible_shapes(kwargs, message):
-    with pytest.raises(ValueError, match=message):
-        make_classification(**kwargs)
-
-
-def test_train_test_split_partitions_the_rows():
-    X = np.arange(40.0).reshape(20, 2)
-    y = np.arange(20)
-    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, seed=1)
-    assert len(X_test) == 5 and len(X_train) == 15
-    assert sorted(np.concatenate([y_train, y_test]).tolist()) == list(range(20))
-    assert np.array_equal(X_test[:, 0], 2 * y_test)  # rows stay paired with their labels
-
+from sklearn.datasets import make_classification
 
 # --------------------------------------------------------------------------- loading a file
 
 
 def _table(rows: int = 100) -> np.ndarray:
-    X, y = make_classification(rows, 4, n_informative=2, seed=0)
+    X, y = make_classification(n_samples=rows, n_features=4, n_informative=2, random_state=0)
     return np.column_stack([X, y])
 
 

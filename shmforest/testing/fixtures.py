@@ -12,7 +12,7 @@ Opt in from a test module or your root ``conftest.py``::
     Session-scoped :class:`~shmforest.SharedDataset`, placed in shared memory once
     for the whole session and removed at its end. Keys: ``"X"`` (float64, rows x
     features) and ``"y"`` (int64 class labels 0/1), from
-    :func:`shmforest.datasets.make_classification` with seed 0 (10 informative
+    scikit-learn's ``make_classification`` with ``random_state=0`` (10 informative
     features or as many as there are columns). Views are read-only; pass the dataset
     itself to tasks and it travels as handles.
 ``shared_dataset_shape``
@@ -35,8 +35,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from sklearn.datasets import make_classification
 
-from shmforest.datasets import make_classification
 from shmforest.executors import Executor, available_executors, get_executor
 from shmforest.shared import SharedDataset
 
@@ -66,12 +66,12 @@ def shared_dataset(shared_dataset_shape: tuple[int, int]) -> Iterator[SharedData
     rows, features = shared_dataset_shape
     informative = min(10, features)
     X, y = make_classification(
-        rows,
-        features,
+        n_samples=rows,
+        n_features=features,
         n_informative=informative,
         n_redundant=min(2, features - informative),
         n_clusters_per_class=2 if informative >= 2 else 1,
-        seed=0,
+        random_state=0,
     )
     dataset = SharedDataset(X=X, y=y)
     try:
