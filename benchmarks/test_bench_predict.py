@@ -1,11 +1,10 @@
 """Predict: 100 trees on the 25,000 test rows of the 75,000 x 20 workload, beside scikit-learn.
 
-Our forest predicts with ``n_jobs`` 1 and 2: X encoded as threshold ranks, then
-threads sharing out fixed groups of trees (``shmforest.tree.ensemble``). Also
-measured: the first predict after a fit, which builds the forest's threshold
-ranks, and the walk on float X that the codes replaced (same groups, same
-threads), as the baseline for that choice. scikit-learn at ``n_jobs`` 1 and 2 in
-the same run. For the README::
+Our forest predicts with ``n_jobs`` 1 and 2 through the estimators, and with
+:meth:`ForestArrays.predict_value` on 2 threads directly (the compiled walk over
+row blocks, ``shmforest.tree.ensemble``). Also measured: the first predict after
+a fit, which packs the node arrays. scikit-learn at ``n_jobs`` 1 and 2 in the same
+run. For the README::
 
     .venv/bin/python benchmarks/test_bench_predict.py
 """
@@ -20,7 +19,7 @@ import numpy as np
 import pytest
 
 from shmforest import RandomForestClassifier
-from shmforest.tree.ensemble import TREES_PER_GROUP
+from shmforest.tree.ensemble import ForestArrays
 
 ROUNDS = 7
 
@@ -33,21 +32,8 @@ def _workload():
     return train_test_split(X, y, test_size=0.25, random_state=0)
 
 
-def _float_group(trees, X) -> np.ndarray:
-    out = np.zeros((X.shape[0], trees[0].n_outputs))
-    for tree in trees:
-        out += tree.predict(X)  # the walk on real values, one tree at a time
-    return out
-
-
-def _float_walk(trees, X, pool) -> np.ndarray:
-    """What the codes replaced: the same groups on the same threads, walking float X."""
-    groups = [trees[i : i + TREES_PER_GROUP] for i in range(0, len(trees), TREES_PER_GROUP)]
-    return sum(p.result() for p in [pool.submit(_float_group, g, X) for g in groups]) / len(trees)
-
-
 def _first_predict(model, X) -> np.ndarray:
-    model.__dict__.pop("_coded", None)  # as right after fit: the threshold ranks are built first
+    model.__dict__.pop("_coded", None)  # as right after fit: the packed node arrays are built first
     return model.predict_proba(X)
 
 
@@ -57,14 +43,14 @@ def runners():
     Xtr, Xte, ytr, _ = _workload()
     ours = RandomForestClassifier(n_estimators=100, random_state=0, executor="shm", n_jobs=2).fit(Xtr, ytr)
     theirs = SkForest(n_estimators=100, random_state=0, n_jobs=2).fit(Xtr, ytr)
-    trees = [e.tree_ for e in ours.estimators_]
+    forest = ForestArrays([e.tree_ for e in ours.estimators_])
     X = np.ascontiguousarray(Xte)
     pool = cf.ThreadPoolExecutor(2)
     return pool, {
         "shmforest n_jobs=1": lambda: ours.set_params(n_jobs=1).predict_proba(X),
         "shmforest n_jobs=2": lambda: ours.set_params(n_jobs=2).predict_proba(X),
         "shmforest n_jobs=2, first predict after fit": lambda: _first_predict(ours.set_params(n_jobs=2), X),
-        "shmforest 2 threads, float walk (before)": lambda: _float_walk(trees, X, pool),
+        "ForestArrays, 2 threads": lambda: forest.predict_value(X, n_threads=2),
         "scikit-learn n_jobs=1": lambda: theirs.set_params(n_jobs=1).predict_proba(X),
         "scikit-learn n_jobs=2": lambda: theirs.set_params(n_jobs=2).predict_proba(X),
     }
@@ -81,7 +67,7 @@ def predictors():
 @pytest.mark.parametrize(
     "runner",
     ["shmforest n_jobs=1", "shmforest n_jobs=2", "shmforest n_jobs=2, first predict after fit",
-     "shmforest 2 threads, float walk (before)", "scikit-learn n_jobs=1", "scikit-learn n_jobs=2"],
+     "ForestArrays, 2 threads", "scikit-learn n_jobs=1", "scikit-learn n_jobs=2"],
 )
 def test_predict(benchmark, predictors, runner):
     benchmark.pedantic(predictors[runner], rounds=ROUNDS, warmup_rounds=1)

@@ -60,8 +60,8 @@ def fit_ours(data: tuple[np.ndarray, ...], sparse: bool = True) -> dict[str, Any
     binner = Binner().fit(X_train)
     codes = binner.transform(X_train)
     binning_s = time.perf_counter() - t0
-    saved = growth.SPARSE_BELOW
-    growth.SPARSE_BELOW = saved if sparse else 0
+    saved = growth.SMALL_NODE
+    growth.SMALL_NODE = saved if sparse else 0
     trees: list[Tree] = []
     try:
         with SharedDataset(Xb=codes, thresholds=binner.thresholds_, y=y_train.astype(np.int32)) as ds:
@@ -71,7 +71,7 @@ def fit_ours(data: tuple[np.ndarray, ...], sparse: bool = True) -> dict[str, Any
                 trees.append(tb.build(ds, seed=i, sample_counts=bootstrap_counts(y_train.size, i)))
             fit_s = time.perf_counter() - t0
     finally:
-        growth.SPARSE_BELOW = saved
+        growth.SMALL_NODE = saved
     t0 = time.perf_counter()
     proba = predict_forest(trees, X_test)
     predict_s = time.perf_counter() - t0

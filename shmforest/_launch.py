@@ -104,9 +104,16 @@ else:
 #: 44 to 47 ms instead of 19 to 20 (median; ``benchmarks/test_bench_dispatch.py``).
 #: numpy loads ``numpy.random`` on first use, which every bootstrapped tree makes
 #: (``bootstrap_counts``): about 10 ms in each fresh worker's first tree otherwise
-#: (one-off timing in a fresh interpreter). A forest's tasks are in ``shmforest.tree.tasks``.
+#: (one-off timing in a fresh interpreter). A forest's tasks are in ``shmforest.tree.tasks``;
+#: ``shmforest.tree.warmup`` loads the compiled tree kernels, which each worker would
+#: otherwise load from numba's cache at its first tree (or compile, before there is a cache).
 _FORKSERVER_PRELOAD = (
-    w_.__name__, "shmforest.executors.process", "shmforest.executors.shm", "shmforest.tree.tasks", "numpy.random",
+    w_.__name__,
+    "shmforest.executors.process",
+    "shmforest.executors.shm",
+    "shmforest.tree.tasks",
+    "shmforest.tree.warmup",
+    "numpy.random",
 )
 
 

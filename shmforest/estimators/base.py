@@ -28,17 +28,16 @@ from shmforest.estimators.validation import (
     resolve_min_samples_split,
     resolve_n_jobs,
 )
-from shmforest.executors.registry import get_executor
+from shmforest.budget import usable_cores
+from shmforest.executors.base import in_task
 from shmforest.tree.builder import TreeParams
-from shmforest.tree.ensemble import CodedForest
+from shmforest.tree.ensemble import ForestArrays
 from shmforest.tree.tree import Tree
 
-__all__ = ["TreeModel", "BaseDecisionTree", "BaseForest", "ClassifierBase", "forest_value"]
+__all__ = ["TreeModel", "BaseDecisionTree", "BaseForest", "ClassifierBase", "predict_threads"]
 
 # Per-tree seeds are drawn below this bound, as scikit-learn draws them.
 MAX_SEED = np.iinfo(np.int32).max
-# Fewer rows than this and prediction stays on the calling thread.
-_ROWS_PER_THREAD = 4096
 
 
 # --------------------------------------------------------------------------- shared base
@@ -260,7 +259,7 @@ class BaseForest(TreeModel):
         self._set_data_attributes(targets)
         self.estimator_ = self._make_tree(random_state=None)
         self.estimators_ = plan.kept + new
-        self._forest = CodedForest(self._trees)
+        self._pack()
         for stale in ("oob_score_", "oob_decision_function_", "oob_prediction_"):
             if hasattr(self, stale):
                 delattr(self, stale)
@@ -313,32 +312,36 @@ class BaseForest(TreeModel):
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
-        state.pop("_forest", None)  # derived from the trees: rebuilt on load, not pickled
+        state.pop("_packed", None)  # derived from the trees: rebuilt on load, not pickled
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         if "estimators_" in state:
-            self._forest = CodedForest(self._trees)
+            self._pack()
 
-    def _predictor(self) -> CodedForest:
+    def _pack(self) -> None:
+        """Pack the trees for prediction, keeping which trees were packed."""
+        trees = self._trees
+        self._packed = (tuple(trees), ForestArrays(trees))
+
+    def _predictor(self) -> ForestArrays:
         """The trees packed for prediction at the end of fit (rebuilt for this call only when
         ``estimators_`` was changed by hand, so predict never changes the estimator)."""
-        forest = self.__dict__.get("_forest")
         trees = self._trees
-        if forest is None or len(forest.trees) != len(trees) or any(a is not b for a, b in zip(forest.trees, trees)):
-            return CodedForest(trees)
+        packed, forest = self.__dict__.get("_packed", ((), None))
+        if forest is None or len(packed) != len(trees) or any(a is not b for a, b in zip(packed, trees)):
+            return ForestArrays(trees)
         return forest
 
     def _value(self, X: Any) -> np.ndarray:
         Xa = self._check_X_predict(X)
-        return forest_value(self._predictor(), Xa, self.n_jobs)
+        return self._predictor().predict_value(Xa, predict_threads(self.n_jobs))
 
     def apply(self, X: Any) -> np.ndarray:
         """The leaf each sample ends in, per tree: shape (n_samples, n_estimators)."""
         Xa = self._check_X_predict(X)
-        forest = self._predictor()
-        return forest.apply(forest.encode(Xa)).T.astype(np.int64)
+        return self._predictor().apply(Xa, predict_threads(self.n_jobs))
 
     @property
     def feature_importances_(self) -> np.ndarray:
@@ -365,29 +368,11 @@ class BaseForest(TreeModel):
 # --------------------------------------------------------------------------- prediction
 
 
-def forest_value(forest: CodedForest, X: np.ndarray, n_jobs: Any = None) -> np.ndarray:
-    """Mean over the forest's trees of the value row each row of ``X`` reaches.
+def predict_threads(n_jobs: int | None) -> int:
+    """Threads a forest's predict walks row blocks with: ``n_jobs``, or every usable core.
 
-    With ``n_jobs`` threads (under the process budget), ``X`` is encoded in row
-    blocks, and then the fixed groups of trees that :meth:`CodedForest.predict`
-    sums are shared out among threads, each walking all rows. Splitting by trees
-    rather than rows halves each thread's numpy calls and keeps every call on all
-    rows, so the GIL is released for longer (``benchmarks/test_bench_predict.py``).
-    Group sums are added in order, so the result is bit-identical to one
-    :meth:`CodedForest.predict` call.
+    Inside a task this process holds one token of the budget: one thread.
     """
-    workers = resolve_n_jobs(n_jobs)
-    groups = forest.groups()
-    if workers == 1 or len(groups) < 2 or X.shape[0] < _ROWS_PER_THREAD:
-        return forest.predict(forest.encode(X))
-    with get_executor("thread", max_workers=workers) as ex:
-        codes = np.empty(X.shape, dtype=forest.dtype)
-        bounds = np.linspace(0, X.shape[0], ex.max_workers + 1).astype(int)
-        for done in [ex.submit(forest.encode, X[a:b], out=codes[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]:
-            done.result()
-        parts = [ex.submit(forest.sum_values, codes, start, stop) for start, stop in groups]
-        out = parts[0].result()
-        for part in parts[1:]:
-            out = out + part.result()
-    out /= len(forest)
-    return out
+    if in_task():
+        return 1
+    return resolve_n_jobs(n_jobs) or usable_cores()[0]

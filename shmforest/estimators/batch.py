@@ -60,7 +60,7 @@ __all__ = ["Targets", "TreePlan", "fit_many", "fit_models", "resolve_executor"]
 
 M = TypeVar("M", bound="Mapping[Any, Any] | Sequence[Any]")
 
-DEFAULT_EXECUTOR = "shm"
+DEFAULT_EXECUTOR = "thread"
 #: Below this many values of X, binning runs in the parent (in threads, see below): tasks
 #: would cost more than they save. On 2 cores the 75,000 x 20 workload (1.5M values)
 #: binned in 20.7 ms in one thread of the parent, 18.7 ms in two, 28.9 ms as tasks on a
@@ -427,7 +427,7 @@ def fit_many(
         all must share ``max_bins``.
     X, y, sample_weight
         As for ``fit``.
-    executor : str or Executor, default "shm"
+    executor : str or Executor, default "thread"
         A registered executor name, or an instance (left running).
     n_jobs : int or None, default None
         Workers of an executor created by name; ``None`` or -1 use every usable core.

@@ -59,7 +59,7 @@ class DecisionTreeClassifier(ClassifierMixin, ClassifierBase, BaseDecisionTree):
         A split must decrease the weighted impurity at least this much.
     max_bins : int, default 256
         Quantile bins per feature (2 to 256); exact when a feature has fewer values.
-    executor : str or Executor, default "shm"
+    executor : str or Executor, default "thread"
         A registered executor name, or an executor instance (left running after fit).
     n_jobs : int or None, default None
         Workers of an executor created by name; ``None`` or -1 use every usable core.
@@ -182,7 +182,7 @@ class RandomForestClassifier(ClassifierMixin, ClassifierBase, BaseForest):
         Draws per bootstrap sample (a float is a fraction of the samples).
     max_bins : int, default 256
         Quantile bins per feature (2 to 256).
-    executor : str or Executor, default "shm"
+    executor : str or Executor, default "thread"
         A registered executor name, or an executor instance (left running after fit).
 
     Attributes

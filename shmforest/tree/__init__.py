@@ -1,37 +1,34 @@
-"""Tree building: binning, criteria, the level-wise builder and the flat-array Tree.
+"""Tree building: binning, compiled kernels, the builder and the flat-array Tree.
 
 =============  ==============================================================
 binning        :class:`Binner`: features to ``uint8`` quantile codes, once per fit
-criterion      gini, entropy, squared_error, vectorized over histograms
-splitter       best splits of many nodes at once (dense histograms, sorted runs)
-seeding        random draws from the tree's seed and each node's position
-growth         level-wise and best-first growth; subtrees as executor tasks
-records        node records and their canonical breadth-first numbering
+kernels        compiled (numba) histograms, split search, partition, growth, walk
+growth         subtrees in one compiled call each; subtrees as executor tasks
 builder        :class:`TreeParams`, :class:`TreeBuilder`: the one entry point
-walk           rows walking down one tree together, a depth per step
 tree           :class:`Tree` (flat arrays)
-ensemble       :class:`CodedForest`, :func:`predict_forest`: many trees, on integer codes
+ensemble       :class:`ForestArrays`, :func:`predict_forest`: many trees, one walk
 =============  ==============================================================
 """
 
 from __future__ import annotations
 
 from shmforest.tree.binning import MAX_BINS, Binner
-from shmforest.tree.builder import TreeBuilder, TreeParams
-from shmforest.tree.criterion import CRITERIA, Criterion, get_criterion
-from shmforest.tree.ensemble import CodedForest, apply_forest, predict_forest
+from shmforest.tree.builder import CRITERIA, TreeBuilder, TreeParams
+from shmforest.tree.ensemble import (
+    ForestArrays,
+    apply_forest,
+    predict_forest,
+)
 from shmforest.tree.tree import Tree
 
 __all__ = [
     "CRITERIA",
     "MAX_BINS",
     "Binner",
-    "CodedForest",
-    "Criterion",
+    "ForestArrays",
     "Tree",
     "TreeBuilder",
     "TreeParams",
     "apply_forest",
-    "get_criterion",
     "predict_forest",
 ]

@@ -1,8 +1,8 @@
 """The tree builder: one interface that grows a tree on any executor.
 
 :class:`TreeBuilder` checks its inputs, makes the root and hands the growth to
-:mod:`shmforest.tree.growth`: level-wise (all nodes of a depth evaluated together
-in a few numpy calls), or best first when ``max_leaf_nodes`` is set (as
+:mod:`shmforest.tree.growth`: a whole tree in one compiled call
+(:mod:`shmforest.tree.kernels`), or best first when ``max_leaf_nodes`` is set (as
 scikit-learn's ``BestFirstTreeBuilder``). With ``parallel=True``, independent
 subtrees go to :func:`shmforest.current_executor` as tasks, recursively, under
 the process budget; a fixed seed gives the same tree, bit for bit, however the
@@ -16,13 +16,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from shmforest.shared import SharedDataset
-from shmforest.tree.criterion import get_criterion
-from shmforest.tree.growth import GrowthSetup, Level, LevelGrower, bins_per_feature, read_inputs
-from shmforest.tree.records import records_to_tree
-from shmforest.tree.seeding import root_key
+from shmforest.tree import kernels
+from shmforest.tree.growth import GrowthSetup, Inputs, OpenNode, grow_tree, read_inputs
 from shmforest.tree.tree import Tree
 
-__all__ = ["TreeParams", "TreeBuilder"]
+__all__ = ["CRITERIA", "TreeBuilder", "TreeParams", "check_criterion", "table_to_tree"]
 
 
 @dataclass(frozen=True)
@@ -60,7 +58,7 @@ class TreeParams:
 
     def validate(self, n_features: int) -> None:
         """Raise ``ValueError`` naming the first parameter out of range."""
-        get_criterion(self.criterion, self.n_classes)
+        check_criterion(self.criterion, self.n_classes)
         if self.max_depth is not None and self.max_depth < 0:
             raise ValueError(f"max_depth must be None or >= 0, got {self.max_depth}")
         if self.min_samples_split < 2:
@@ -136,32 +134,38 @@ class TreeBuilder:
         -------
         Tree
         """
-        Xb, y, w = read_inputs(data, self.params, sample_counts)
+        params = self.params
+        Xb, y, w = read_inputs(data, params, sample_counts)
         n_features = Xb.shape[1]
-        self.params.validate(n_features)
-        criterion = get_criterion(self.params.criterion, self.params.n_classes)
-        samples = np.flatnonzero(w > 0)
+        params.validate(n_features)
+        samples = np.flatnonzero(w > 0).astype(np.int64)
         if samples.size == 0:
             raise ValueError("no sample has a positive weight (sample_weight * sample_counts)")
-        stats = criterion.node_stats(np.zeros(samples.size, dtype=np.intp), 1, y[samples], w[samples])
-        n_bins = bins_per_feature(data["thresholds"], n_features)
-        root_weight = float(criterion.weight(stats)[0])
-        # Integer weights (bootstrap counts) make every class sum an exact integer:
-        # cheaper validity tests, and sums that cannot depend on their order.
-        # (The sparse path runs one sum over all k candidate features' copies of a
-        # level's samples, hence the bound with n_features.)
-        exact = (criterion.is_classification and root_weight * n_features < 2**53
-                 and bool(np.all(w == np.floor(w))))
-        setup = GrowthSetup(self.params, n_features, n_bins, root_weight, samples.size, exact, bool(parallel))
-        root = Level(
-            samples, np.array([samples.size]), stats, root_key(seed),
-            np.zeros(1, dtype=np.int64), np.array([-1]), np.zeros(1, dtype=np.int8),
-        )
-        grower = LevelGrower(data, setup, Xb, y, w)
-        if self.params.max_leaf_nodes is None:
-            records = grower.grow(root, delegate=bool(parallel and delegate))
-        else:
-            records = grower.grow_best_first(root)
-        return records_to_tree(records, n_features)
+        inputs = Inputs.make(Xb, y, w, data["thresholds"], params.n_classes)
+        regression = params.n_classes == 0
+        stats = kernels.node_stats(samples, inputs.yc, inputs.yr, inputs.w, 3 if regression else params.n_classes,
+                                   regression)
+        root_weight = float(stats[0] if regression else stats.sum())
+        setup = GrowthSetup.make(params, n_features, int(inputs.offs[-1]), root_weight, samples.size, bool(parallel))
+        root = OpenNode(samples, kernels.root_key(seed), 0, stats, None)
+        ints, floats = grow_tree(data, setup, inputs, root, delegate=bool(parallel and delegate))
+        return table_to_tree(ints, floats, n_features)
 
 
+CRITERIA = ("gini", "entropy", "squared_error")
+
+
+def check_criterion(name: str, n_classes: int) -> None:
+    """Raise ``ValueError`` for an unknown criterion, or one that does not fit ``n_classes`` (0: regression)."""
+    if name not in CRITERIA:
+        raise ValueError(f"criterion must be one of {sorted(CRITERIA)}, got {name!r}")
+    if name != "squared_error" and n_classes < 1:
+        raise ValueError(f"criterion {name!r} is for classification and needs n_classes >= 1, got {n_classes}")
+    if name == "squared_error" and n_classes != 0:
+        raise ValueError(f"criterion {name!r} is for regression and needs n_classes == 0, got {n_classes}")
+
+
+def table_to_tree(ints: np.ndarray, floats: np.ndarray, n_features: int) -> Tree:
+    """The Tree of a node table (``kernels``: left, right, feature, n | threshold, weight, impurity, value...)."""
+    return Tree(ints[:, 0], ints[:, 1], ints[:, 2], floats[:, 0], floats[:, 3:], ints[:, 3], floats[:, 1],
+                floats[:, 2], n_features)

@@ -1,142 +1,77 @@
-"""Growing a tree level by level: the machinery behind :class:`~shmforest.tree.TreeBuilder`.
+"""Growing a tree: compiled subtrees here, and subtrees handed to the executor as tasks.
 
 ::
 
-    Level (nodes of one depth, samples grouped node by node)
-      LevelGrower._expand:
-        node stats -> value, impurity; which nodes may split
-        feature orders from each node's key                 (seeding.py)
-        best splits: sorted runs for small nodes, histograms for the rest (splitter.py)
-        stable partition of samples into children; child stats; min_impurity_decrease
-        -> NodeRecords (the level's nodes), next Level (their children)
-      parallel: half of a level  --submit(_grow_task, data, setup, payload)-->  a worker
-                                  <--------- that subtree's NodeRecords -----------
-      delegate (the caller of fit, not a worker): all of the first level worth
-                cutting, one part per free worker; the caller keeps none
-      records_to_tree: breadth-first ids -> Tree            (records.py)
+    serial (or one worker):   kernels.grow(root)          the whole tree, one compiled call
+    max_leaf_nodes:           kernels.grow_best_first     one compiled call
+    branch parallel:
+      level of open nodes --kernels.split_node, one per node--> their children
+        cut: the level's nodes, split between them by samples
+             --submit(_grow_task, data, setup, payload)-->  a worker: the same, recursively
+             <---------- a node table per node, in preorder -----------
+        past LEVEL_NODES nodes (or too few samples to cut): each node's subtree in
+        one kernels.grow call, the rest offered to a worker that became free
+      assemble: each expanded node's row, then its left table, then its right
 
-A node's split depends only on its own samples (in their canonical, ascending
-order) and its key, a hash of its path from the root; so how levels are cut into
-tasks, and where the tasks run, cannot change any bit of the tree. What travels to
-a task is the dataset's handles, the small setup and the task's own sample ids
-with their weights; never ``X``.
+A node's split depends only on its own samples (in ascending order), its key (a
+hash of its path from the root) and, when its histogram came by subtraction, its
+parent's histogram, which travels with it; so how the tree is cut into tasks, and
+where they run, cannot change a bit of it. What travels to a task is the
+dataset's handles, the small setup and the task's own sample ids with their
+weights (and histograms), never ``X``.
 
 When to cut: a level goes on as one batch unless it holds two or more nodes and
 ``MIN_TASK_SAMPLES`` samples, and either the executor reports a free worker
-(:meth:`Executor.free_workers`, which the built-ins answer) or, lacking that hint,
-the level holds at least ``TASK_SHARE`` of the tree's samples per worker. Every
-task pays the per-level cost again, so inline tasks (no token free) are to be
-avoided, not multiplied. With the hint the cut is dynamic: the worker that took
-half of level 1 and finishes first gets half of whatever level the other is on
-next, so the halves need not be equal work. One fully grown tree on the 75,000
-x 20 workload, ``benchmarks/test_bench_forest.py``: 1.39x to 1.51x serial with the
-one cut of the heuristic, 1.51x and 1.59x in the two runs after the hint went in
-(commit 7173072 and the worker fixes after it; later speed-ups of the serial
-build lowered the ratio, see the README).
-
-Where a tree starts: a ``DecisionTree*`` fit on several workers grows in the
-process that called ``fit`` (warm, and idle otherwise); as one task, a freshly
-started worker grew the root level (31 to 70 ms in a traced one-off run, against
-16 to 25 ms in the parent) and started the second worker only at its first
-hand-off. Holding a token, the caller cuts as a worker does (``_fitting``);
-holding none, it delegates: every node of the first level worth cutting goes to
-the workers.
+(:meth:`Executor.free_workers`) or, lacking that hint, the level holds at least
+``TASK_SHARE`` of the tree's samples per worker. A *delegating* caller (the
+process that called ``fit``, holding no token) hands every node of its first
+level worth cutting to the workers and keeps none.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
-import heapq
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from shmforest.executors.base import current_executor
-from shmforest.tree.criterion import Criterion, get_criterion
-from shmforest.tree.seeding import child_keys, feature_orders
-from shmforest.tree.records import NodeRecords
-from shmforest.tree.splitter import BinnedX, SplitBatch, SplitRules, Splits, dense_splits, sparse_splits
-from shmforest.tree.tree import TREE_UNDEFINED
+from shmforest.tree import kernels as K
 
 if TYPE_CHECKING:
-    from shmforest.shared import SharedDataset
     from shmforest.tree.builder import TreeParams
 
 __all__ = [
+    "MIN_TASK_SAMPLES",
     "GrowthSetup",
-    "Level",
-    "LevelGrower",
+    "Inputs",
+    "OpenNode",
     "bins_per_feature",
+    "free_workers",
+    "grow_tree",
     "read_inputs",
 ]
 
-EPSILON = float(np.finfo(np.float64).eps)
-#: Nodes with fewer samples than this are split by sorting instead of histograms.
-SPARSE_BELOW = 32
-#: Histogram cells (stats x bins x candidate features) per group of dense nodes:
-#: 393,216 float64 cells are 3 MiB an array, whatever the data's size: below glibc's
-#: default mmap threshold, so in a user's process (``executor="serial"``) they are
-#: not mapped and faulted in afresh at every group, as 16 MiB arrays were. One deep
-#: tree on the 75,000 x 20 workload, fresh interpreter: 1.28 s with 16 MiB groups,
-#: 1.04 s now; no change in workers, whose malloc settings already kept 16 MiB on
-#: the heap (``benchmarks/test_bench_histograms.py``, one run).
-DENSE_CELLS = 3 << 17
 #: A level is cut into tasks only if it holds at least this many samples...
 MIN_TASK_SAMPLES = 4096
 #: ...and, when the executor does not tell how many workers are free, at least
-#: this share of the tree's samples per worker. Every task grows its levels
-#: separately, paying the per-level cost (about a hundred numpy calls) again, so a
-#: few big tasks beat many small ones.
+#: this share of the tree's samples per worker.
 TASK_SHARE = 0.25
+#: Past this many open nodes a level's nodes are grown whole, one compiled call
+#: each, instead of a Python call per node and level.
+LEVEL_NODES = 64
+#: Nodes of fewer samples are split by sorting their codes; larger ones on histograms.
+SMALL_NODE = 48
 
-
-# --------------------------------------------------------------------------- state
-
-
-@dataclass
-class Level:
-    """Nodes waiting to be expanded, with their samples grouped node by node."""
-
-    samples: np.ndarray  # intp, each node's samples contiguous and ascending
-    sizes: np.ndarray  # int64 (n,)
-    stats: np.ndarray  # (n_node_stats, n)
-    keys: np.ndarray  # uint64 (n,)
-    depth: np.ndarray  # int64 (n,)
-    parent: np.ndarray  # int64 (n,) record id of the parent; -1 - j for a task's j-th root
-    side: np.ndarray  # int8 (n,) 0 left, 1 right
-
-    @property
-    def n(self) -> int:
-        return int(self.sizes.shape[0])
-
-    def take(self, nodes: np.ndarray) -> Level:
-        """The level restricted to ``nodes`` (sorted indices), samples included."""
-        keep = np.zeros(self.n, dtype=bool)
-        keep[nodes] = True
-        samples = self.samples[np.repeat(keep, self.sizes)]
-        return Level(samples, self.sizes[nodes], self.stats[:, nodes], self.keys[nodes],
-                     self.depth[nodes], self.parent[nodes], self.side[nodes])
-
-
-@dataclass(frozen=True)
-class GrowthSetup:
-    """What every subtree task needs besides its samples (small, picklable)."""
-
-    params: TreeParams
-    n_features: int
-    n_bins: np.ndarray  # (n_features,) bins per feature
-    root_weight: float
-    root_samples: int
-    exact: bool  # classification with integer weights: every sum is exact
-    parallel: bool
+Table = tuple[np.ndarray, np.ndarray]
 
 
 # --------------------------------------------------------------------------- inputs
 
 
 def read_inputs(data: Any, params: TreeParams, counts: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Checked ``Xb``, ``y`` (intp classes or float64 targets) and effective weights ``w * counts``."""
+    """Checked ``Xb``, ``y`` (int64 classes or float64 targets) and effective weights ``w * counts``."""
     Xb = data["Xb"]
     if Xb.dtype != np.uint8 or Xb.ndim != 2:
         raise TypeError(f'data["Xb"] must be a 2-d uint8 array (Binner.transform), got {Xb.dtype} {Xb.shape}')
@@ -145,11 +80,13 @@ def read_inputs(data: Any, params: TreeParams, counts: np.ndarray | None) -> tup
     if y.shape != (n,):
         raise ValueError(f'data["y"] has shape {y.shape}; expected ({n},) to match data["Xb"]')
     if params.n_classes > 0:
-        y = y.astype(np.intp)
+        y = y.astype(np.int64)
         if n and (y.min() < 0 or y.max() >= params.n_classes):
             raise ValueError(f'data["y"] must hold class indices in [0, {params.n_classes}) for classification')
     else:
         y = y.astype(np.float64)
+        if not np.all(np.isfinite(y)):
+            raise ValueError('data["y"] holds NaN or infinite targets')
     w = np.asarray(data["w"], dtype=np.float64) if "w" in data else None
     if counts is not None:
         counts = np.asarray(counts)
@@ -160,8 +97,6 @@ def read_inputs(data: Any, params: TreeParams, counts: np.ndarray | None) -> tup
         w = np.ones(n)
     elif not (np.all(np.isfinite(w)) and np.all(w >= 0)):
         raise ValueError('sample weights (data["w"] times sample_counts) must be finite and non-negative')
-    if params.n_classes == 0 and not np.all(np.isfinite(y)):
-        raise ValueError('data["y"] holds NaN or infinite targets')
     return Xb, y, w
 
 
@@ -173,285 +108,256 @@ def bins_per_feature(thresholds: np.ndarray, n_features: int) -> np.ndarray:
     return (np.isfinite(thresholds).sum(axis=1) + 1).astype(np.int64)
 
 
+@dataclass(frozen=True)
+class GrowthSetup:
+    """What every subtree task needs besides its samples (small, picklable)."""
+
+    params: TreeParams
+    ip: np.ndarray  # int64 kernel parameters (kernels.P_*)
+    fp: np.ndarray  # float64 kernel parameters (kernels.F_*)
+    root_samples: int
+    parallel: bool
+
+    @classmethod
+    def make(cls, params: TreeParams, n_features: int, n_bins_total: int, root_weight: float,
+             root_samples: int, parallel: bool) -> GrowthSetup:
+        regression = params.n_classes == 0
+        planes = 3 if regression else 1 + params.n_classes
+        ip = np.zeros(9, dtype=np.int64)
+        ip[K.P_N_CLASSES] = params.n_classes
+        ip[K.P_MAX_DEPTH] = -1 if params.max_depth is None else params.max_depth
+        ip[K.P_MIN_SPLIT] = params.min_samples_split
+        ip[K.P_MIN_LEAF] = params.min_samples_leaf
+        ip[K.P_MAX_FEATURES] = params.max_features
+        ip[K.P_CRITERION] = {"gini": K.GINI, "entropy": K.ENTROPY, "squared_error": K.SQUARED_ERROR}[params.criterion]
+        # Every node's histogram of every feature, the larger child's by subtraction,
+        # pays when a node evaluates at least half of the features; otherwise each
+        # node sums only the features it draws.
+        ip[K.P_USE_SUB] = int(2 * params.max_features >= n_features) and params.max_leaf_nodes is None
+        ip[K.P_SMALL] = SMALL_NODE
+        # Subtracting costs two passes over the cells; summing the larger child, a
+        # pass over its samples' codes.
+        ip[K.P_SUB_MIN] = max(SMALL_NODE, n_bins_total * planes // max(n_features, 1))
+        fp = np.array([params.min_impurity_decrease, root_weight], dtype=np.float64)
+        return cls(params, K.readonly(ip, np.int64), K.readonly(fp, np.float64), root_samples, parallel)
+
+
+@dataclass
+class Inputs:
+    """The arrays the kernels read, read-only and in the dtypes they are compiled for."""
+
+    Xb: np.ndarray
+    yc: np.ndarray  # int64 classes (empty for regression)
+    yr: np.ndarray  # float64 targets (empty for classification)
+    w: np.ndarray
+    thresholds: np.ndarray
+    nbins: np.ndarray
+    offs: np.ndarray
+
+    @classmethod
+    def make(cls, Xb: np.ndarray, y: np.ndarray, w: np.ndarray, thresholds: np.ndarray, n_classes: int) -> Inputs:
+        n_features = Xb.shape[1]
+        nbins = bins_per_feature(thresholds, n_features)
+        offs = np.zeros(n_features + 1, dtype=np.int64)
+        np.cumsum(nbins, out=offs[1:])
+        empty = np.zeros(0)
+        return cls(
+            K.readonly(Xb, np.uint8),
+            K.readonly(y if n_classes else empty, np.int64),
+            K.readonly(empty if n_classes else y, np.float64),
+            K.readonly(w, np.float64),
+            K.readonly(thresholds, np.float64),
+            K.readonly(nbins, np.int64),
+            K.readonly(offs, np.int64),
+        )
+
+    @property
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        return (self.Xb, self.yc, self.yr, self.w, self.thresholds, self.nbins, self.offs)
+
+
+@dataclass
+class OpenNode:
+    """A node not yet grown: its samples (writable, permuted when it splits) and what it inherits."""
+
+    samples: np.ndarray  # int64, ascending
+    key: np.uint64
+    depth: int
+    stats: np.ndarray  # (n_stats,)
+    hist: np.ndarray | None  # its histogram, when the tree subtracts and the node is big
+    row: Table | None = None  # its own one-row table, once split here
+    children: list[OpenNode] = field(default_factory=list)
+    table: Table | None = None  # its whole subtree's table, once grown
+
+    @property
+    def size(self) -> int:
+        return int(self.samples.shape[0])
+
+
 # --------------------------------------------------------------------------- growth
 
 
-class LevelGrower:
-    """Expands levels of nodes; one per build or task."""
+def grow_tree(data: Any, setup: GrowthSetup, inputs: Inputs, root: OpenNode, delegate: bool) -> Table:
+    """The table of the tree (or subtree) under ``root``, in preorder."""
+    p = setup.params
+    if p.max_leaf_nodes is not None:
+        return K.grow_best_first(*inputs.arrays, setup.ip, setup.fp, root.samples, root.key, root.stats,
+                                 int(p.max_leaf_nodes))
+    if setup.parallel and current_executor().max_workers >= 2:
+        return grow_nodes(data, setup, inputs, [root], delegate)[0]
+    return _grow_whole(setup, inputs, root)
 
-    def __init__(self, data: Any, setup: GrowthSetup, Xb: np.ndarray, y: np.ndarray, w: np.ndarray) -> None:
-        self.data, self.setup = data, setup
-        self.params = setup.params
-        self.criterion: Criterion = get_criterion(self.params.criterion, self.params.n_classes)
-        self.Xb, self.y, self.w = BinnedX(Xb), y, w
-        self.rules = SplitRules(self.criterion, self.params.min_samples_leaf, setup.exact)
-        self.thresholds = np.asarray(data["thresholds"])
-        self.max_depth = np.iinfo(np.int64).max if self.params.max_depth is None else self.params.max_depth
 
-    # -- drivers --------------------------------------------------------
-    def grow(self, level: Level, delegate: bool = False) -> NodeRecords:
-        """Grow ``level`` and all its descendants, breadth first.
+def _grow_whole(setup: GrowthSetup, inputs: Inputs, node: OpenNode) -> Table:
+    hist = node.hist if node.hist is not None else _no_hist(setup)
+    return K.grow(*inputs.arrays, setup.ip, setup.fp, node.samples, node.key, node.depth, node.stats, hist)
 
-        With ``delegate`` (only for a parallel build), this process is not one of
-        the executor's workers but the one waiting for them: at the first level
-        worth cutting, every node goes to the executor and none stays here.
-        """
-        records = NodeRecords()
-        tasks: list[tuple[Any, np.ndarray]] = []
-        try:
-            while level.n:
-                _, level, _ = self._expand(level, records)
-                if self.setup.parallel and level.n >= 2 and level.samples.size >= MIN_TASK_SAMPLES:
-                    level = self._hand_off(level, tasks, delegate)
-            for future, root_parent in tasks:
-                records.merge(future.result(), root_parent)
-        except BaseException:
-            # Subtree tasks read the dataset, which the caller closes once this
-            # raises: let none of them outlive it.
-            for future, _ in tasks:
-                future.cancel()
-            for future, _ in tasks:
-                try:
-                    future.exception()  # waits; a second Ctrl-C here gives up waiting
-                except cf.CancelledError:
-                    pass
-            raise
-        return records
 
-    def _hand_off(self, level: Level, tasks: list[tuple[Any, np.ndarray]], delegate: bool) -> Level:
-        """Submit parts of ``level`` (cut by samples, between nodes) as tasks; return what stays.
+def _n_planes(setup: GrowthSetup) -> int:
+    n_classes = int(setup.ip[K.P_N_CLASSES])
+    return 1 + n_classes if n_classes else 3
 
-        A worker keeps the first half and submits the second, if a worker is free
-        to take it. A delegating caller submits all of it, one part per free
-        worker, and keeps nothing.
-        """
-        executor = current_executor()
-        workers = executor.max_workers
-        if workers < 2:
-            return level
-        free = free_workers(executor)
-        if delegate:
-            parts = min(level.n, free if free else workers)
-        elif free == 0:
-            return level  # would run inline: same work, more per-level overhead
-        elif free is None and level.samples.size < TASK_SHARE * self.setup.root_samples / workers:
-            return level
-        else:
-            parts = 2
-        # Each part ends before the node that would carry it past its share of the samples.
-        bounds = np.searchsorted(np.cumsum(level.sizes), level.samples.size * np.arange(1, parts) / parts)
-        bounds = np.clip(bounds, 1, level.n - 1)
-        bounds = bounds[np.append(True, bounds[1:] != bounds[:-1])] if bounds.size else bounds
-        pieces = np.split(np.arange(level.n), bounds)
-        for nodes in pieces if delegate else pieces[1:]:
-            give = level.take(nodes)
-            future = executor.submit(_grow_task, self.data, self.setup, task_payload(give, self.w))
-            tasks.append((future, give.parent))
-        return empty_level(self.criterion.n_node_stats) if delegate else level.take(pieces[0])
 
-    def grow_best_first(self, root: Level) -> NodeRecords:
-        """Grow by largest impurity decrease until ``max_leaf_nodes`` leaves."""
-        records = NodeRecords()
-        heap: list[tuple[float, int, Level]] = []
-        level = root
-        n_leaves = 1
-        while True:
-            ids, children, improvement = self._expand(level, records)
-            # `children` holds two nodes per node that split, in the order of `ids`.
-            split = np.flatnonzero(improvement > -np.inf)
-            for j, node in enumerate(split):
-                pair = children.take(np.array([2 * j, 2 * j + 1]))
-                # Ties go to the node recorded first; ids are unique, so the
-                # comparison never reaches the Level.
-                heapq.heappush(heap, (-float(improvement[node]), int(ids[node]), pair))
-            if not heap:
+def _no_hist(setup: GrowthSetup) -> np.ndarray:
+    return np.zeros((0, _n_planes(setup)))
+
+
+def _expand(setup: GrowthSetup, inputs: Inputs, node: OpenNode) -> list[OpenNode]:
+    """Record ``node`` and split it here (one compiled call); its children, if it split."""
+    ints, floats, mid, ls, rs, hl, hr = K.split_node(
+        *inputs.arrays, setup.ip, setup.fp, node.samples, node.key, node.depth, node.stats,
+        node.hist if node.hist is not None else _no_hist(setup),
+    )
+    node.hist = None
+    if mid < 0:
+        node.table = (ints, floats)
+        return []
+    node.row = (ints, floats)
+    node.children = [
+        OpenNode(node.samples[:mid], np.uint64(K.child_key(node.key, 0)), node.depth + 1, ls, hl if hl.shape[0] else None),
+        OpenNode(node.samples[mid:], np.uint64(K.child_key(node.key, 1)), node.depth + 1, rs, hr if hr.shape[0] else None),
+    ]
+    return node.children
+
+
+def grow_nodes(data: Any, setup: GrowthSetup, inputs: Inputs, nodes: list[OpenNode], delegate: bool = False) -> list[Table]:
+    """Grow the subtrees under ``nodes``, handing parts to free workers; their tables, in order.
+
+    With ``delegate``, this process is not one of the executor's workers but
+    the one waiting for them: at the first level worth cutting, every node goes
+    to the executor and none stays here.
+    """
+    tasks: list[tuple[Any, list[OpenNode]]] = []
+    level = list(nodes)
+    try:
+        while level:
+            if len(level) >= 2 and sum(n.size for n in level) >= MIN_TASK_SAMPLES:
+                level = _hand_off(data, setup, inputs, level, tasks, delegate)
+            if not level:
                 break
-            if n_leaves >= self.params.max_leaf_nodes:
+            if len(level) > LEVEL_NODES or sum(n.size for n in level) < MIN_TASK_SAMPLES:
+                _finish(data, setup, inputs, level, tasks)
                 break
-            _, node, level = heapq.heappop(heap)
-            n_leaves += 1
-        # Splits still pending never happened: those nodes stay leaves.
-        records.make_leaves(np.array([node for _, node, _ in heap], dtype=np.int64))
-        return records
-
-    # -- one level ------------------------------------------------------
-    def _expand(self, level: Level, records: NodeRecords) -> tuple[np.ndarray, Level, np.ndarray]:
-        """Record ``level``'s nodes, split those that can; return their children.
-
-        Returns the record ids of the level's nodes, the children (two per split
-        node, left then right, in node order) and each node's impurity decrease
-        (``-inf`` where it did not split).
-        """
-        crit, p = self.criterion, self.params
-        n = level.n
-        impurity = crit.impurity(level.stats)
-        weight = crit.weight(level.stats)
-        feature = np.full(n, TREE_UNDEFINED, dtype=np.int64)
-        threshold = np.full(n, float(TREE_UNDEFINED))
-        improvement = np.full(n, -np.inf)
-        may_split = (
-            (level.sizes >= p.min_samples_split)
-            & (level.sizes >= 2 * p.min_samples_leaf)
-            & (level.depth < self.max_depth)
-            & (impurity > EPSILON)
-        )
-        children = empty_level(crit.n_node_stats)
-        ids = records.count + np.arange(n)
-        nodes = np.flatnonzero(may_split)
-        if nodes.size:
-            sub = level.take(nodes) if nodes.size < n else level
-            node_of = np.repeat(np.arange(nodes.size), sub.sizes)
-            y, w = self.y[sub.samples], self.w[sub.samples]
-            batch = SplitBatch(sub.samples, node_of, sub.sizes, sub.stats[: crit.n_split_stats], y, w)
-            f, b, nb, found = self._best_splits(batch, sub.keys)
-            if found.any():
-                children, gain, accepted = self._split(sub, batch, f, b, found, weight[nodes], impurity[nodes], ids[nodes])
-                done = nodes[accepted]
-                feature[done] = f[accepted]
-                t = self.thresholds
-                lo = t[f[accepted], b[accepted]]
-                hi = t[f[accepted], nb[accepted] - 1]
-                # Midway between the node's two nearest samples (in bins), as
-                # scikit-learn puts thresholds midway between sample values.
-                threshold[done] = np.clip(0.5 * lo + 0.5 * hi, lo, hi)
-                improvement[done] = gain[accepted]
-        records.append(
-            parent=level.parent, side=level.side, depth=level.depth, feature=feature, threshold=threshold,
-            value=crit.value(level.stats), n=level.sizes, weight=weight, impurity=impurity,
-        )
-        return ids, children, improvement
-
-    def _best_splits(self, batch: SplitBatch, keys: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Best split per node, visiting features in each node's drawn order.
-
-        As scikit-learn's splitter, features found constant in a node do not
-        count towards ``max_features``: further features are tried, in order,
-        until that many non-constant ones were evaluated or none are left.
-        """
-        F, mtry = self.setup.n_features, self.params.max_features
-        order = feature_orders(keys, F)
-        n = batch.n_nodes
-        score = np.full(n, -np.inf)
-        feature = np.zeros(n, dtype=np.intp)
-        bin_ = np.zeros(n, dtype=np.intp)
-        next_bin = np.zeros(n, dtype=np.intp)
-        found = np.zeros(n, dtype=np.intp)
-        visited = np.zeros(n, dtype=np.intp)
-        todo = np.arange(n)
-        sub = batch
-        while todo.size:
-            want = mtry - found[todo]
-            cols = visited[todo, None] + np.arange(int(want.max()))
-            usable = (np.arange(cols.shape[1]) < want[:, None]) & (cols < F)
-            cand = order[todo[:, None], np.minimum(cols, F - 1)]
-            res = self._evaluate(sub, cand, usable)
-            better = res.score > score[todo]  # ties keep the feature drawn first
-            rows = np.arange(todo.size)
-            tb = todo[better]
-            score[tb] = res.score[better]
-            feature[tb] = cand[rows[better], res.slot[better]]
-            bin_[tb] = res.bin[better]
-            next_bin[tb] = res.next_bin[better]
-            found[todo] += res.n_nonconstant
-            visited[todo] += usable.sum(axis=1)
-            again = (found[todo] < mtry) & (visited[todo] < F)
-            if not again.any():
-                break
-            sub = sub.take(np.flatnonzero(again))
-            todo = todo[again]
-        return feature, bin_, next_bin, score > -np.inf
-
-    def _evaluate(self, batch: SplitBatch, features: np.ndarray, usable: np.ndarray) -> Splits:
-        """Best split per node: small nodes by sorting, the others by histograms.
-
-        The path depends on the node's size alone and dense histograms are built
-        for bounded groups of nodes, so neither choice depends on what else is in
-        the batch.
-        """
-        n_bins = int(self.setup.n_bins[features].max())
-        small = batch.sizes < SPARSE_BELOW
-        parts: list[tuple[np.ndarray, Splits]] = []
-        if small.any():
-            nodes = np.flatnonzero(small)
-            sub = batch if nodes.size == batch.n_nodes else batch.take(nodes)
-            parts.append((nodes, sparse_splits(sub, features[nodes], usable[nodes], self.Xb, self.rules)))
-        if not small.all():
-            big = np.flatnonzero(~small)
-            # Bound the histogram's memory: (stats, bins, pairs) float64 per group.
-            per_node = features.shape[1] * n_bins * self.criterion.n_split_stats
-            step = max(1, DENSE_CELLS // per_node)
-            for start in range(0, big.size, step):
-                nodes = big[start : start + step]
-                sub = batch if nodes.size == batch.n_nodes else batch.take(nodes)
-                parts.append((nodes, dense_splits(sub, features[nodes], usable[nodes], self.Xb, n_bins, self.rules)))
-        if len(parts) == 1:
-            return parts[0][1]
-        fields = ("score", "slot", "bin", "next_bin", "n_nonconstant")
-        out = Splits(*(np.empty(batch.n_nodes, dtype=getattr(parts[0][1], f).dtype) for f in fields))
-        for nodes, res in parts:
-            for f in fields:
-                getattr(out, f)[nodes] = getattr(res, f)
-        return out
-
-    def _split(
-        self,
-        level: Level,
-        batch: SplitBatch,
-        feature: np.ndarray,
-        bin_: np.ndarray,
-        found: np.ndarray,
-        weight: np.ndarray,
-        impurity: np.ndarray,
-        ids: np.ndarray,
-    ) -> tuple[Level, np.ndarray, np.ndarray]:
-        """Partition the samples of nodes with a split; drop splits that gain too little."""
-        crit, p = self.criterion, self.params
-        if not found.all():
-            keep = np.flatnonzero(found)
-            level, batch = level.take(keep), batch.take(keep)
-            feature, bin_, weight, impurity, ids = feature[keep], bin_[keep], weight[keep], impurity[keep], ids[keep]
-        node_of = batch.node_of
-        codes = self.Xb.codes(batch.samples, np.repeat(feature, batch.sizes))
-        right = (codes > np.repeat(bin_, batch.sizes)).astype(np.intp)
-        child = 2 * node_of + right
-        n_children = 2 * level.n
-        stats = crit.node_stats(child, n_children, batch.y, batch.w)
-        c_imp = crit.impurity(stats).reshape(-1, 2)
-        c_w = crit.weight(stats).reshape(-1, 2)
-        gain = (weight / self.setup.root_weight) * (
-            impurity - c_w[:, 0] / weight * c_imp[:, 0] - c_w[:, 1] / weight * c_imp[:, 1]
-        )
-        accepted = gain + EPSILON >= p.min_impurity_decrease
-        sizes = np.bincount(child, minlength=n_children)
-        order = stable_group(child, n_children)
-        acc2 = np.repeat(accepted, 2)
-        samples = batch.samples[order]
-        if not accepted.all():
-            samples = samples[np.repeat(acc2, sizes)]
-        keys = child_keys(level.keys[accepted]).reshape(-1)
-        children = Level(
-            samples, sizes[acc2], stats[:, acc2], keys, np.repeat(level.depth[accepted] + 1, 2),
-            np.repeat(ids[accepted], 2), np.tile(np.array([0, 1], dtype=np.int8), int(accepted.sum())),
-        )
-        full_accepted = np.zeros(found.shape[0], dtype=bool)
-        full_gain = np.full(found.shape[0], -np.inf)
-        idx = np.flatnonzero(found)
-        full_accepted[idx] = accepted
-        full_gain[idx] = gain
-        return children, full_gain, full_accepted
+            level = [child for node in level for child in _expand(setup, inputs, node)]
+        for future, given in tasks:
+            for node, table in zip(given, future.result()):
+                node.table = table
+    except BaseException:
+        # Subtree tasks read the dataset, which the caller closes once this
+        # raises: let none of them outlive it.
+        for future, _ in tasks:
+            future.cancel()
+        for future, _ in tasks:
+            try:
+                future.exception()  # waits; a second Ctrl-C here gives up waiting
+            except cf.CancelledError:
+                pass
+        raise
+    return [_assemble(node) for node in nodes]
 
 
-def stable_group(group: np.ndarray, n_groups: int) -> np.ndarray:
-    """Permutation that groups entries by ``group`` (ascending), keeping their order."""
-    if n_groups <= 1 << 16:
-        # numpy's stable sort of 16-bit keys is a radix sort: linear time.
-        return np.argsort(group.astype(np.uint16), kind="stable")
-    return np.argsort(group, kind="stable")
+def _finish(data: Any, setup: GrowthSetup, inputs: Inputs, level: list[OpenNode], tasks: list) -> None:
+    """Grow each node of ``level`` whole, offering what is left to a worker that became free."""
+    pending = list(level)
+    while pending:
+        if len(pending) >= 2 and sum(n.size for n in pending) >= MIN_TASK_SAMPLES:
+            pending = _hand_off(data, setup, inputs, pending, tasks, False)
+        node = pending.pop(0)
+        node.table = _grow_whole(setup, inputs, node)
+        node.hist = None
 
 
-def empty_level(n_stats: int) -> Level:
-    z = np.zeros(0, dtype=np.int64)
-    return Level(z.astype(np.intp), z, np.zeros((n_stats, 0)), z.astype(np.uint64), z, z, z.astype(np.int8))
+def _hand_off(data: Any, setup: GrowthSetup, inputs: Inputs, level: list[OpenNode], tasks: list,
+              delegate: bool) -> list[OpenNode]:
+    """Submit parts of ``level`` (cut by samples, between nodes) as tasks; return what stays here.
+
+    A worker keeps the first half and submits the second, if a worker is free
+    to take it. A delegating caller submits all of it, one part per free worker.
+    """
+    executor = current_executor()
+    workers = executor.max_workers
+    if workers < 2:
+        return level
+    free = free_workers(executor)
+    total = sum(n.size for n in level)
+    if delegate:
+        parts = min(len(level), free if free else workers)
+    elif free == 0:
+        return level  # would run inline: the same work, more calls
+    elif free is None and total < TASK_SHARE * setup.root_samples / workers:
+        return level
+    else:
+        parts = 2
+    sizes = np.array([n.size for n in level])
+    # Each part ends before the node that would carry it past its share of the samples.
+    bounds = np.searchsorted(np.cumsum(sizes), total * np.arange(1, parts) / parts)
+    bounds = np.clip(bounds, 1, len(level) - 1)
+    bounds = np.unique(bounds)
+    pieces = np.split(np.arange(len(level)), bounds)
+    for piece in pieces if delegate else pieces[1:]:
+        given = [level[i] for i in piece]
+        future = executor.submit(_grow_task, data, setup, task_payload(given, inputs.w))
+        tasks.append((future, given))
+        for node in given:
+            node.hist = None
+    return [] if delegate else [level[i] for i in pieces[0]]
+
+
+def _assemble(node: OpenNode) -> Table:
+    """One table in preorder: each expanded node's row, its left subtree's table, then its right's."""
+    pieces: list[Table] = []
+
+    def flatten(n: OpenNode) -> int:
+        if n.table is not None:
+            pieces.append(n.table)
+            return int(n.table[0].shape[0])
+        ints, floats = n.row  # type: ignore[misc]
+        ints = ints.copy()
+        pieces.append((ints, floats))
+        left_size = flatten(n.children[0])
+        right_size = flatten(n.children[1])
+        # Ids local to this node's own piece: children follow it, left first.
+        ints[0, 0] = 1
+        ints[0, 1] = 1 + left_size
+        n.row = None
+        return 1 + left_size + right_size
+
+    if node.table is not None:
+        return node.table
+    flatten(node)
+    # Offsets: children ids in each piece are local to the subtree that piece starts.
+    offsets = np.cumsum([0] + [p[0].shape[0] for p in pieces])
+    ints = np.concatenate([p[0] for p in pieces])
+    floats = np.concatenate([p[1] for p in pieces])
+    _shift_children(ints, pieces, offsets)
+    return ints, floats
+
+
+def _shift_children(ints: np.ndarray, pieces: list[Table], offsets: np.ndarray) -> None:
+    for (piece, _), at in zip(pieces, offsets[:-1]):
+        if at:
+            block = ints[at : at + piece.shape[0], 0:2]
+            block[block >= 0] += at
 
 
 # --------------------------------------------------------------------------- tasks
@@ -463,8 +369,7 @@ def free_workers(executor: Any) -> int | None:
     Read from :meth:`~shmforest.executors.base.Executor.free_workers` (also from
     executors not built on that base, if they have one). Only a hint: should the
     worker be gone by the time of ``submit``, the task runs inline, which is still
-    correct. With it, levels stay in big batches while no one is free, and a worker
-    that became idle gets half of a slow subtree as soon as the next level starts.
+    correct.
     """
     hint = getattr(executor, "free_workers", None)
     if callable(hint):
@@ -472,26 +377,42 @@ def free_workers(executor: Any) -> int | None:
     return int(hint) if isinstance(hint, (int, np.integer)) else None
 
 
-def task_payload(level: Level, w: np.ndarray) -> dict[str, np.ndarray]:
-    """What a subtree task receives: its nodes' samples and their weights, not X."""
+def task_payload(nodes: list[OpenNode], w: np.ndarray) -> dict[str, np.ndarray]:
+    """What a subtree task receives: its nodes' samples, their weights and histograms, not X."""
+    samples = np.concatenate([n.samples for n in nodes])
+    with_hist = [i for i, n in enumerate(nodes) if n.hist is not None]
+    hist_of = np.full(len(nodes), -1, dtype=np.int64)
+    hist_of[with_hist] = np.arange(len(with_hist))
     return {
-        "samples": level.samples.astype(np.int32 if level.samples.size and level.samples.max() < 2**31 else np.int64),
-        "weights": w[level.samples],
-        "sizes": level.sizes, "stats": level.stats, "keys": level.keys, "depth": level.depth,
-        "parent": -1 - np.arange(level.n, dtype=np.int64), "side": level.side,
+        "samples": samples.astype(np.int32 if samples.size and samples.max() < 2**31 else np.int64),
+        "weights": w[samples],
+        "sizes": np.array([n.size for n in nodes], dtype=np.int64),
+        "stats": np.stack([n.stats for n in nodes]),
+        "keys": np.array([n.key for n in nodes], dtype=np.uint64),
+        "depth": np.array([n.depth for n in nodes], dtype=np.int64),
+        "hist_of": hist_of,
+        "hists": np.stack([nodes[i].hist for i in with_hist]) if with_hist else np.zeros((0, 0, 0)),
     }
 
 
-def _grow_task(data: SharedDataset, setup: GrowthSetup, payload: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _grow_task(data: Any, setup: GrowthSetup, payload: dict[str, np.ndarray]) -> list[Table]:
     """Grow the subtrees under the nodes in ``payload``; a module-level task function.
 
-    Returns the records of those nodes and their descendants; root ``j`` has
-    parent ``-1 - j``, which the caller maps to its own record.
+    Returns one table per node, in the payload's order, each in preorder.
     """
     Xb, y, _ = read_inputs(data, setup.params, None)
-    samples = payload["samples"].astype(np.intp)
+    samples = np.array(payload["samples"], dtype=np.int64)
     w = np.zeros(Xb.shape[0])
     w[samples] = payload["weights"]
-    level = Level(samples, payload["sizes"], payload["stats"], payload["keys"], payload["depth"],
-                  payload["parent"], payload["side"])
-    return LevelGrower(data, setup, Xb, y, w).grow(level).arrays()
+    inputs = Inputs.make(Xb, y, w, data["thresholds"], setup.params.n_classes)
+    bounds = np.concatenate([[0], np.cumsum(payload["sizes"])])
+    nodes = []
+    for i in range(len(payload["sizes"])):
+        h = int(payload["hist_of"][i])
+        nodes.append(OpenNode(
+            samples[bounds[i] : bounds[i + 1]], np.uint64(payload["keys"][i]), int(payload["depth"][i]),
+            np.array(payload["stats"][i], dtype=np.float64), np.array(payload["hists"][h]) if h >= 0 else None,
+        ))
+    if setup.parallel and current_executor().max_workers >= 2:
+        return grow_nodes(data, setup, inputs, nodes)
+    return [_grow_whole(setup, inputs, node) for node in nodes]

@@ -2,13 +2,13 @@
 
 Node ``i`` is internal when ``children_left[i] != -1``; a row goes left when
 ``X[row, feature[i]] <= threshold[i]``. Leaves hold ``feature == -2`` and
-``threshold == -2.0`` (scikit-learn's ``TREE_UNDEFINED``). Nodes are numbered
-breadth first, left before right, which the builder guarantees however the tree
-was grown.
+``threshold == -2.0`` (scikit-learn's ``TREE_UNDEFINED``).
 
-Traversal is vectorized over rows, one depth per step (:mod:`shmforest.tree.walk`);
-:mod:`shmforest.tree.ensemble` walks the trees of a forest and averages their
-leaf values.
+Nodes are numbered in preorder (a node, its left subtree, then its right), as
+scikit-learn numbers them, which the builder guarantees however the tree was
+grown; any numbering where a child comes after its parent is accepted. Rows walk
+down in a compiled kernel (:func:`shmforest.tree.kernels.walk_forest`), which
+:mod:`shmforest.tree.ensemble` runs over the trees of a forest.
 """
 
 from __future__ import annotations
@@ -17,12 +17,15 @@ from typing import Any
 
 import numpy as np
 
-from shmforest.tree.walk import WalkArrays, node_depths, walk, walk_arrays
+from shmforest.tree import kernels
 
-__all__ = ["NODE_ARRAYS", "TREE_LEAF", "TREE_UNDEFINED", "Tree", "as_features"]
+__all__ = ["NODE_ARRAYS", "ROW_BLOCK", "TREE_LEAF", "TREE_UNDEFINED", "Tree", "as_features"]
 
 TREE_LEAF = -1
 TREE_UNDEFINED = -2
+#: Rows walk in blocks of this many, each block through every tree: a block of X
+#: and of the running sums stays in cache while a tree's nodes are read.
+ROW_BLOCK = 256
 
 #: The flat per-node arrays a Tree is made of (what it pickles as, what tests compare).
 NODE_ARRAYS = (
@@ -100,7 +103,7 @@ class Tree:
         if n == 0:
             raise ValueError("a tree needs at least one node")
         _check_structure(self.children_left, self.children_right, self.feature)
-        self._depth = node_depths(self.children_left, self.children_right)
+        self._depth = kernels.node_depths(self.children_left, self.children_right)
         self.max_depth = int(self._depth.max())
 
     # -- shape ---------------------------------------------------------
@@ -132,27 +135,14 @@ class Tree:
         -------
         ndarray of int64, shape (n_samples,)
         """
-        X = as_features(X, self.n_features)
-        return walk(self.walk_arrays, X)[0].astype(np.int64, copy=False)
-
-    @property
-    def walk_arrays(self) -> WalkArrays:
-        """The node arrays arranged for :func:`~shmforest.tree.walk.walk` on real values (cached)."""
-        cached = self.__dict__.get("_walk")
-        if cached is None:
-            cached = self.__dict__["_walk"] = self.walk_arrays_for(self.threshold, np.inf)
-        return cached
-
-    def walk_arrays_for(self, threshold: np.ndarray, always_left: Any) -> WalkArrays:
-        """The node arrays arranged for a walk that compares values against ``threshold``.
-
-        ``threshold`` holds one entry per node (real thresholds, or their codes);
-        ``always_left`` is what leaves get: a threshold no value exceeds.
-        """
-        return walk_arrays(
-            self.children_left, self.children_right, self.feature, threshold, always_left,
-            self._depth, self.n_node_samples,
-        )
+        X = kernels.readonly(as_features(X, self.n_features), np.float64)
+        leaves = np.empty((X.shape[0], 1), dtype=np.int64)
+        ro = kernels.readonly
+        kernels.walk_forest(X, ro(self.children_left, np.int64), ro(self.children_right, np.int64),
+                            ro(self.feature, np.int64), ro(self.threshold, np.float64), ro(self.value, np.float64),
+                            ro(np.zeros(1, dtype=np.int64), np.int64), 1, np.empty((0, self.n_outputs)), leaves,
+                            ROW_BLOCK)
+        return leaves[:, 0]
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Value row of the leaf each row of ``X`` reaches: shape (n_samples, n_outputs)."""
@@ -166,7 +156,7 @@ class Tree:
         indptr : ndarray of int64, shape (n_samples + 1,)
         indices : ndarray of int64
             Row ``i`` visits ``indices[indptr[i]:indptr[i + 1]]``, in increasing
-            node id (which, ids being breadth first, is root to leaf). With scipy,
+            node id (which, a child's id exceeding its parent's, is root to leaf). With scipy,
             ``scipy.sparse.csr_matrix((np.ones(len(indices)), indices, indptr),
             shape=(n_samples, node_count))`` is scikit-learn's indicator matrix.
         """
@@ -247,6 +237,9 @@ def _check_structure(left: np.ndarray, right: np.ndarray, feature: np.ndarray) -
     # which every fresh worker would pay on its first tree.
     if kids.size and (kids.min() < 1 or kids.max() >= n or np.bincount(kids, minlength=n).max() > 1):
         raise ValueError("children must be distinct node ids in [1, node_count), each with one parent")
+    parents = np.flatnonzero(internal)
+    if np.any(left[internal] <= parents) or np.any(right[internal] <= parents):
+        raise ValueError("a child's id must exceed its parent's")
     if np.any(feature[internal] < 0):
         raise ValueError("internal nodes need a feature >= 0")
 
@@ -254,12 +247,10 @@ def _check_structure(left: np.ndarray, right: np.ndarray, feature: np.ndarray) -
 def as_features(X: np.ndarray, n_features: int) -> np.ndarray:
     """``X`` as C-order float64 of shape (n_samples, n_features), or ``ValueError``.
 
-    NaN becomes +inf: a row goes left when ``x <= threshold``, which NaN never is,
-    and +inf exceeds every threshold but a leaf's (see :mod:`shmforest.tree.walk`).
+    A NaN goes right at every node: a row goes left when ``x <= threshold``, which
+    NaN never is.
     """
     X = np.ascontiguousarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[1] != n_features:
         raise ValueError(f"X must have shape (n_samples, {n_features}), got {X.shape}")
-    if np.isnan(X).any():
-        X = np.where(np.isnan(X), np.inf, X)
     return X

@@ -126,22 +126,23 @@ def test_the_forest_is_packed_for_prediction_once_per_fit(data):
 
     X, y, _ = data
     model = small(RandomForestClassifier, warm_start=True).fit(X, y)
-    packed = model._forest
+    packed = model._predictor()
     first = model.predict_proba(X)
-    assert model._forest is packed  # predict keeps it and adds nothing
+    assert model._predictor() is packed  # predict keeps it and adds nothing
     back = pickle.loads(pickle.dumps(model))
-    assert back._forest is not packed and len(back._forest) == len(model.estimators_)  # rebuilt on load
+    assert back._predictor() is not packed and len(back._predictor()) == len(model.estimators_)  # rebuilt on load
+    assert back._predictor() is back._predictor()
     np.testing.assert_array_equal(back.predict_proba(X), first)
     model.set_params(n_estimators=9).fit(X, y)  # warm start: three more trees, packed again
-    assert model._forest is not packed and len(model._forest) == 9
+    assert model._predictor() is not packed and len(model._predictor()) == 9
     np.testing.assert_array_equal(model.apply(X), np.stack([e.tree_.apply(X) for e in model.estimators_], axis=1))
 
 
 def test_trees_changed_by_hand_are_predicted_without_changing_the_model(data):
     X, y, _ = data
     model = small(RandomForestClassifier).fit(X, y)
-    packed = model._forest
+    packed = model._packed
     model.estimators_ = model.estimators_[:2]
     expected = np.mean([e.predict_proba(X) for e in model.estimators_], axis=0)
     np.testing.assert_allclose(model.predict_proba(X), expected)
-    assert model._forest is packed
+    assert model._packed is packed

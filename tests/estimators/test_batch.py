@@ -210,7 +210,7 @@ def test_an_executor_made_by_name_is_shut_down(data, monkeypatch):
     X, y, _ = data
     RandomForestClassifier(3, executor="anything", n_jobs=2).fit(X, y)
     RandomForestClassifier(3, n_jobs=-1).fit(X, y)
-    assert [(name, n) for name, n, _ in made] == [("anything", 2), ("shm", None)]
+    assert [(name, n) for name, n, _ in made] == [("anything", 2), ("thread", None)]
     assert all(ex.was_shut_down and len(ex.tree_tasks()) == 3 for _, _, ex in made)
 
 
@@ -461,21 +461,22 @@ def test_binning_tasks_in_workers_give_the_same_fit(big_data, monkeypatch, name)
 
 
 def test_threaded_prediction_is_bit_identical(big_data, monkeypatch):
-    import shmforest.estimators.base as estimator
+    import threading
 
-    from shmforest.tree.ensemble import predict_forest
+    from shmforest.tree.ensemble import ForestArrays, predict_forest
 
     X, y, _, _ = big_data
     model = small(RandomForestClassifier, n_estimators=12, max_depth=8).fit(X[:3000], y[:3000])
-    made = []
-    real = estimator.get_executor
-    monkeypatch.setattr(estimator, "get_executor", lambda *a, **k: made.append(a) or real(*a, **k))
+    threads = set()
+    real = ForestArrays._walk
+    monkeypatch.setattr(ForestArrays, "_walk", lambda self, *a: threads.add(threading.get_ident()) or real(self, *a))
     one = model.set_params(n_jobs=1).predict_proba(X)
-    assert made == []
+    assert len(threads) == 1
+    threads.clear()
     two = model.set_params(n_jobs=2).predict_proba(X)
-    assert made == [("thread",)]
+    assert len(threads) == 2
     np.testing.assert_array_equal(two, one)
-    np.testing.assert_array_equal(model.set_params(n_jobs=None).predict_proba(X), one)  # the budget's size
+    np.testing.assert_array_equal(model.set_params(n_jobs=None).predict_proba(X), one)  # every usable core
     np.testing.assert_array_equal(one, predict_forest([e.tree_ for e in model.estimators_], X))
 
 

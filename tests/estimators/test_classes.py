@@ -37,7 +37,7 @@ def test_get_params_lists_every_init_argument(cls):
     names = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
     params = cls().get_params()
     assert sorted(params) == sorted(names)
-    assert params["executor"] == "shm"
+    assert params["executor"] == "thread"
     assert params["random_state"] is None
 
 

@@ -10,14 +10,19 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from sklearn.datasets import load_breast_cancer, load_diabetes, make_classification, make_friedman1
+from sklearn.datasets import (
+    load_breast_cancer,
+    load_diabetes,
+    make_classification,
+    make_friedman1,
+)
 from sklearn.model_selection import KFold
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 import shmforest.tree.growth as growth_module
 from shmforest import SharedDataset
 from shmforest.executors.base import Executor, completed_future, run_in_task
-from shmforest.tree import Binner, Tree, TreeBuilder, TreeParams, splitter
+from shmforest.tree import Binner, Tree, TreeBuilder, TreeParams
 
 
 def params(**kw) -> TreeParams:
@@ -144,8 +149,8 @@ def _check_node_arrays(tree: Tree, X, y, w, n_classes):
     assert np.array_equal(tree.n_node_samples[internal], tree.n_node_samples[left] + tree.n_node_samples[right])
     assert np.allclose(tree.weighted_n_node_samples[internal],
                        tree.weighted_n_node_samples[left] + tree.weighted_n_node_samples[right])
-    # Breadth-first ids: children come after their parent, right = left + 1.
-    assert np.all(left > internal) and np.array_equal(right, left + 1)
+    # Preorder ids: the left child comes next, the right one after the left subtree.
+    assert np.array_equal(left, internal + 1) and np.all(right > left)
     inbag = w > 0
     leaves = tree.apply(X[inbag])
     n = np.bincount(leaves, minlength=tree.node_count)
@@ -329,79 +334,42 @@ def test_same_seed_same_tree_and_other_seed_other_tree(clf_data):
     assert grow(X, y, params(max_features=2), seed=5, counts=counts) != a
 
 
-@pytest.mark.parametrize("sparse_below", [0, 64, 10**9])
-def test_dense_and_sparse_paths_agree(clf_data, monkeypatch, sparse_below):
-    # Exact (integer) sums: both paths score candidates identically, bit for bit.
+@pytest.mark.parametrize("small", [2, 16, 200])
+@pytest.mark.parametrize("max_features", [3, 8])
+def test_sorted_and_histogram_paths_agree_on_exact_sums(clf_data, monkeypatch, small, max_features):
+    # Integer weights: both paths score candidates from the same exact sums, so the
+    # node size where sorting gives way to histograms cannot change a bit.
     X, y = clf_data
     counts = bootstrap(y.size, 7)
-    monkeypatch.setattr(growth_module, "SPARSE_BELOW", 32)
-    reference = grow(X, y, params(max_features=3), counts=counts)
-    monkeypatch.setattr(growth_module, "SPARSE_BELOW", sparse_below)
-    assert grow(X, y, params(max_features=3), counts=counts) == reference
-
-
-def test_dense_histograms_in_groups_give_the_same_tree(clf_data, monkeypatch):
-    X, y = clf_data
-    counts = bootstrap(y.size, 7)
-    reference = grow(X, y, params(max_features=3), counts=counts)
-    # Groups of one node: memory bounded however wide a level gets.
-    monkeypatch.setattr(growth_module, "DENSE_CELLS", 1)
-    assert grow(X, y, params(max_features=3), counts=counts) == reference
-
-
-def _summed_sizes(monkeypatch) -> list[int]:
-    """Entries of every histogram sum the classification criterion makes, from now on."""
-    crit_cls = type(growth_module.get_criterion("gini", 2))
-    real = crit_cls.sum_cells
-    sizes: list[int] = []
-
-    def counting(self, index, n_cells, weights):
-        sizes.append(index.size)
-        return real(self, index, n_cells, weights)
-
-    monkeypatch.setattr(crit_cls, "sum_cells", counting)
-    return sizes
-
-
-@pytest.mark.parametrize("every_feature", [False, True])
-def test_exact_histograms_summed_in_slices_give_the_same_tree(clf_data, monkeypatch, every_feature):
-    X, y = clf_data
-    counts = bootstrap(y.size, 7)  # integer weights: exact sums
-    p = params(max_features=X.shape[1] if every_feature else 3)
+    p = params(max_features=max_features)
     reference = grow(X, y, p, counts=counts)
-    sizes = _summed_sizes(monkeypatch)
-    monkeypatch.setattr(splitter, "HISTOGRAM_ENTRIES", 1024)  # slices of a few hundred samples
+    monkeypatch.setattr(growth_module, "SMALL_NODE", small)
     assert grow(X, y, p, counts=counts) == reference
-    # The root's stats (one entry per sample), then its histogram: in slices.
-    assert sizes[0] == np.count_nonzero(counts) and sizes[1] <= 1024 < np.count_nonzero(counts) * p.max_features
-    assert sum(1 for n in sizes if n <= 1024) >= 5
 
 
-def test_a_node_of_very_many_features_is_not_summed_in_slices(monkeypatch):
-    # Each slice would add a histogram larger than the slice itself.
-    rng = np.random.default_rng(5)
-    X = rng.normal(size=(300, 3000))
-    y = (X[:, 0] > 0).astype(np.int64)
-    sizes = _summed_sizes(monkeypatch)
-    monkeypatch.setattr(splitter, "HISTOGRAM_ENTRIES", 1 << 16)  # sliced if it were only about entries
-    grow(X, y, params(max_features=X.shape[1], max_depth=1))
-    assert X.size in sizes  # the root, 900,000 entries, summed whole
-
-
-def test_float_weighted_histograms_are_never_summed_in_slices(clf_data, monkeypatch):
-    # Float sums depend on their order: slicing would tie the bits to the group.
+@pytest.mark.parametrize("small", [2, 200])
+@pytest.mark.parametrize("kind", ["entropy", "squared_error"])
+def test_sorted_and_histogram_paths_find_equally_good_trees(clf_data, monkeypatch, small, kind):
+    # Float sums: the paths add in different orders, so compare fits, not bits.
     X, y = clf_data
-    w = np.random.default_rng(3).uniform(0.5, 2.0, y.size)
-    sizes = _summed_sizes(monkeypatch)
-    monkeypatch.setattr(splitter, "HISTOGRAM_ENTRIES", 1024)
-    grow(X, y, params(max_features=X.shape[1]), w=w)
-    assert y.size * X.shape[1] in sizes  # the root's group, summed whole
+    w = np.random.default_rng(1).uniform(0.5, 2.0, y.size)
+    p = params(criterion=kind, n_classes=0 if kind == "squared_error" else 2, max_features=8, max_depth=6)
+    target = y.astype(float) + X[:, 0] if kind == "squared_error" else y
+    ref = grow(X, target, p, w=w)
+    monkeypatch.setattr(growth_module, "SMALL_NODE", small)
+    tree = grow(X, target, p, w=w)
+
+    def loss(t):
+        leaf = t.children_left == -1
+        return np.sum(t.weighted_n_node_samples[leaf] * t.impurity[leaf])
+
+    assert loss(tree) == pytest.approx(loss(ref), rel=0.02)
+    assert abs(tree.node_count - ref.node_count) <= 0.05 * ref.node_count
+    assert tree.feature[0] == ref.feature[0] and tree.threshold[0] == ref.threshold[0]
 
 
 @pytest.mark.parametrize("kind", ["gini", "entropy", "squared_error"])
-def test_all_features_from_whole_rows_give_the_same_tree(clf_data, kind):
-    """Every node trying every feature reads whole rows of C-order codes; F-order codes
-    take the per-feature gather. Both sum each cell in the same order: the same bits."""
+def test_c_and_fortran_order_codes_give_the_same_tree(clf_data, kind):
     X, y = clf_data
     w = np.random.default_rng(3).uniform(0.5, 2.0, y.size)  # float sums, not just counts
     p = params(criterion=kind, n_classes=0 if kind == "squared_error" else 2, max_features=X.shape[1])
@@ -416,52 +384,30 @@ def test_all_features_from_whole_rows_give_the_same_tree(clf_data, kind):
     assert trees[0] == trees[1]
 
 
-def test_grouping_falls_back_past_16_bit_keys():
-    from shmforest.tree.splitter import _radix_key
-
-    rng = np.random.default_rng(0)
-    groups = rng.integers(0, 70_000, 200_000)
-    order = growth_module.stable_group(groups, 70_000)
-    assert np.array_equal(order, np.argsort(groups, kind="stable"))
-    assert _radix_key(groups, 70_000).dtype == groups.dtype
-    assert _radix_key(groups % 300, 300).dtype == np.uint16
-    assert _radix_key(groups % 200, 200).dtype == np.uint8
-
-
-@pytest.mark.parametrize("sparse_below", [0, 10**9])
-@pytest.mark.parametrize("kind", ["entropy", "squared_error"])
-def test_dense_and_sparse_paths_find_equally_good_trees(clf_data, monkeypatch, sparse_below, kind):
-    # Float sums: the paths add in different orders, so compare fits, not bits.
+def test_nodes_are_numbered_in_preorder_as_scikit_learn_does(clf_data):
     X, y = clf_data
-    w = np.random.default_rng(1).uniform(0.5, 2.0, y.size)
-    p = params(criterion=kind, n_classes=0 if kind == "squared_error" else 2, max_features=8, max_depth=6)
-    target = y.astype(float) + X[:, 0] if kind == "squared_error" else y
-    monkeypatch.setattr(growth_module, "SPARSE_BELOW", sparse_below)
-    tree = grow(X, target, p, w=w)
-    monkeypatch.setattr(growth_module, "SPARSE_BELOW", 32)
-    ref = grow(X, target, p, w=w)
-    # Exact ties between candidates (two features cutting off the same samples) may
-    # fall either way, so compare what the trees achieve.
-    def loss(t):
-        leaf = t.children_left == -1
-        return np.sum(t.weighted_n_node_samples[leaf] * t.impurity[leaf])
-
-    assert loss(tree) == pytest.approx(loss(ref), rel=0.02)
-    assert abs(tree.node_count - ref.node_count) <= 0.05 * ref.node_count
-    assert tree.feature[0] == ref.feature[0] and tree.threshold[0] == ref.threshold[0]
+    tree = grow(X, y, params(max_features=3))
+    internal = np.flatnonzero(tree.children_left != -1)
+    assert np.array_equal(tree.children_left[internal], internal + 1)  # the left child comes next
+    assert np.all(tree.children_right[internal] > tree.children_left[internal])
 
 
-@pytest.mark.parametrize("kind", ["exact", "float_weights", "regression", "entropy_msl"])
+@pytest.mark.parametrize("kind", ["exact", "float_weights", "regression", "entropy_msl", "subtracted_float",
+                                  "subtracted_regression"])
 def test_branch_parallel_build_is_bit_identical(clf_data, monkeypatch, kind):
     X, y = clf_data
     counts = bootstrap(y.size, 11)
     w = None
     p = params(max_features=3)
     target = y
-    if kind == "float_weights":
+    if kind in ("float_weights", "subtracted_float"):
         w = np.random.default_rng(3).uniform(0.2, 2.0, y.size)
-    elif kind == "regression":
-        p = params(criterion="squared_error", n_classes=0, max_features=3)
+    if kind == "subtracted_float":
+        # Every feature in every node: larger children's histograms by subtraction,
+        # in float sums, which must travel with the nodes handed on.
+        p = params(max_features=X.shape[1])
+    elif kind in ("regression", "subtracted_regression"):
+        p = params(criterion="squared_error", n_classes=0, max_features=3 if kind == "regression" else X.shape[1])
         target = X[:, 1] * 3 + y
     elif kind == "entropy_msl":
         p = params(criterion="entropy", max_features=3, min_samples_leaf=3)

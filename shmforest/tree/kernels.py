@@ -1,0 +1,956 @@
+"""Compiled kernels of the tree builder and the predict walk (numba, ``nogil``, cached).
+
+::
+
+    grow(node)                 one compiled call grows a whole subtree, depth first
+      stack of open nodes  ->  _split_node:
+          record value, weight, impurity             (from the node's stats)
+          leaf?  size, depth, purity
+          feature draw from the node's key           (splitmix64 of its path)
+          best split: small node -> sort its codes, scan boundaries
+                      big node   -> histogram of its codes, one cumulative pass per feature
+          min_impurity_decrease
+          stable partition of the node's samples; both children's stats on the way
+      children's histograms: the smaller one summed, the larger one = parent - smaller
+    grow_best_first(root)      max_leaf_nodes: the open node of largest decrease next
+    walk_forest(X, forest)     row blocks x trees, each row summed over trees in a fixed order
+
+Every kernel takes plain arrays and scalars only. A node's split depends on its
+samples (kept in ascending order by the stable partition), its key and, for a
+node whose histogram came by subtraction, its parent's histogram, which travels
+with a node handed to another task: so how a tree is cut into tasks, and where
+they run, cannot change a bit of it.
+
+Arrays of node records: ``ints`` (n, 4) holds left, right, feature, n_node_samples;
+``floats`` (n, 3 + n_outputs) holds threshold, weighted_n_node_samples, impurity,
+then the value row. Children ids are local to the table, and a table grown depth
+first is in preorder (left subtree before right), the order a Tree keeps.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = [
+    "ENTROPY",
+    "GINI",
+    "P_MAX_DEPTH",
+    "SQUARED_ERROR",
+    "child_key",
+    "grow",
+    "grow_best_first",
+    "node_depths",
+    "node_stats",
+    "preorder",
+    "readonly",
+    "root_key",
+    "split_node",
+    "walk_forest",
+]
+
+GINI, ENTROPY, SQUARED_ERROR = 0, 1, 2
+
+# Layout of the int64 parameter array ``ip`` the kernels take.
+P_N_CLASSES, P_MAX_DEPTH, P_MIN_SPLIT, P_MIN_LEAF, P_MAX_FEATURES, P_CRITERION, P_USE_SUB, P_SMALL, P_SUB_MIN = range(9)
+# ...and of the float64 one ``fp``.
+F_MIN_DECREASE, F_ROOT_WEIGHT = range(2)
+
+EPSILON = float(np.finfo(np.float64).eps)
+LEAF = -1
+UNDEFINED = -2
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_S30 = np.uint64(30)
+_S27 = np.uint64(27)
+_S31 = np.uint64(31)
+_S32 = np.uint64(32)
+_TWO = np.uint64(2)
+
+
+def readonly(a: np.ndarray, dtype: object) -> np.ndarray:
+    """``a`` as a read-only C-order array of ``dtype`` (a view when it already is one).
+
+    Numba compiles a kernel once per argument type, and read-only is part of the
+    type: every caller passes its inputs read-only, so each kernel is compiled
+    (and cached) once, whether the arrays come from shared memory or not.
+    """
+    a = np.ascontiguousarray(a, dtype=dtype)
+    if a.flags.writeable:
+        a = a.view()
+        a.flags.writeable = False
+    return a
+
+
+# --------------------------------------------------------------------------- keys
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _mix(z: np.uint64) -> np.uint64:
+    """splitmix64's finaliser (wrapping uint64 arithmetic)."""
+    z = (z ^ (z >> _S30)) * _M1
+    z = (z ^ (z >> _S27)) * _M2
+    return z ^ (z >> _S31)
+
+
+@njit(nogil=True, cache=True)
+def child_key(key: np.uint64, side: int) -> np.uint64:
+    """Key of a node's child: 0 left, 1 right; a hash of the path from the root."""
+    return _mix((key * _TWO + np.uint64(side + 1)) * _GOLDEN)
+
+
+def root_key(seed: int) -> np.uint64:
+    """The root's key for a tree ``seed`` (any int)."""
+    return np.uint64(_mix(np.uint64((int(seed) + int(_GOLDEN)) & 0xFFFFFFFFFFFFFFFF)))
+
+
+# --------------------------------------------------------------------------- node stats
+
+
+@njit(nogil=True, cache=True)
+def node_stats(idx, yc, yr, w, n_stats, regression):
+    """Stats of the samples ``idx`` summed in order: class weights, or (w, wy, wy*y)."""
+    out = np.zeros(n_stats)
+    for i in range(idx.shape[0]):
+        s = idx[i]
+        if regression:
+            wy = w[s] * yr[s]
+            out[0] += w[s]
+            out[1] += wy
+            out[2] += wy * yr[s]
+        else:
+            out[yc[s]] += w[s]
+    return out
+
+
+@njit(nogil=True, cache=True)
+def _weight(stats, regression):
+    if regression:
+        return stats[0]
+    total = 0.0
+    for k in range(stats.shape[0]):
+        total += stats[k]
+    return total
+
+
+@njit(nogil=True, cache=True)
+def _impurity(stats, crit):
+    if crit == SQUARED_ERROR:
+        mean = stats[1] / stats[0]
+        return max(stats[2] / stats[0] - mean * mean, 0.0)
+    total = 0.0
+    sq = 0.0
+    for k in range(stats.shape[0]):
+        total += stats[k]
+        sq += stats[k] * stats[k]
+    if crit == GINI:
+        return 1.0 - sq / (total * total)
+    h = 0.0
+    for k in range(stats.shape[0]):
+        if stats[k] > 0:
+            p = stats[k] / total
+            h -= p * np.log2(p)
+    return h
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _xlogx(x):
+    return x * np.log(x) if x > 0 else 0.0
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _proxy(left, total, crit):
+    """Score of a split as a fraction ``(num, den)``, ``den > 0``; higher is better.
+
+    ``left`` holds the split-search sums of the left side (class weights, or (w,
+    wy)); the right side is ``total - left``. Orders candidates as the impurity
+    decrease does (scikit-learn's ``proxy_impurity_improvement``). Scores are
+    compared as fractions (:func:`_better`), so a candidate costs no division.
+    """
+    if crit == SQUARED_ERROR:
+        rw = total[0] - left[0]
+        ry = total[1] - left[1]
+        # sum_l**2 / w_l + sum_r**2 / w_r
+        return left[1] * left[1] * rw + ry * ry * left[0], left[0] * rw
+    wl = 0.0
+    wr = 0.0
+    sl = 0.0
+    sr = 0.0
+    gini = crit == GINI
+    for k in range(left.shape[0]):
+        lk = left[k]
+        rk = total[k] - lk
+        wl += lk
+        wr += rk
+        if gini:
+            sl += lk * lk
+            sr += rk * rk
+        else:
+            sl += _xlogx(lk)
+            sr += _xlogx(rk)
+    if gini:
+        # sum_k l_k**2 / w_l + sum_k r_k**2 / w_r
+        return sl * wr + sr * wl, wl * wr
+    # -(w_l H_l + w_r H_r), in nats
+    return sl + sr - _xlogx(wl) - _xlogx(wr), 1.0
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _better(num, den, best_num, best_den):
+    """Whether ``num / den > best_num / best_den`` (denominators positive; nan never is)."""
+    return num * best_den > best_num * den
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _candidate(left, total, crit, n_left, m, msl, best, best_den):
+    """Score the boundary leaving ``n_left`` of ``m`` samples on the left: (better, best, best_den)."""
+    if n_left < msl or m - n_left < msl:
+        return False, best, best_den
+    num, den = _proxy(left, total, crit)
+    if _better(num, den, best, best_den):
+        return True, num, den
+    return False, best, best_den
+
+
+# --------------------------------------------------------------------------- histograms
+
+
+@njit(nogil=True, cache=True)
+def _histogram(hist, Xb, idx, start, end, feats, n_feats, yc, yr, w, offs, nbins, regression):
+    """Sum the samples ``idx[start:end]`` into ``hist`` for ``feats[:n_feats]``.
+
+    ``hist[offs[f] + code]`` holds (count, class weights...) or (count, w, wy). The
+    features' rows are cleared first; samples are added in their order.
+    """
+    for j in range(n_feats):
+        f = feats[j]
+        hist[offs[f] : offs[f] + nbins[f]] = 0.0
+    for i in range(start, end):
+        s = idx[i]
+        ws = w[s]
+        if regression:
+            wy = ws * yr[s]
+            for j in range(n_feats):
+                f = feats[j]
+                b = offs[f] + Xb[s, f]
+                hist[b, 0] += 1.0
+                hist[b, 1] += ws
+                hist[b, 2] += wy
+        else:
+            c = 1 + yc[s]
+            for j in range(n_feats):
+                f = feats[j]
+                b = offs[f] + Xb[s, f]
+                hist[b, 0] += 1.0
+                hist[b, c] += ws
+
+
+@njit(nogil=True, cache=True)
+def _scan_histogram(hist, f, offs, nbins, m, total, msl, crit, left):
+    """Best boundary of feature ``f`` in ``hist``: (score num, den, bin, next_bin, non-constant).
+
+    One cumulative pass over the feature's bins; only boundaries right after a
+    non-empty bin are scored (the first best, so ``bin`` is the left side's last
+    code), and counts decide which sides are empty or too small.
+    """
+    left[:] = 0.0
+    n_left = 0.0
+    best = -np.inf
+    best_den = 1.0
+    best_bin = -1
+    nonempty = 0
+    o = offs[f]
+    P = hist.shape[1]
+    for b in range(nbins[f]):
+        c = hist[o + b, 0]
+        if c == 0.0:
+            continue
+        nonempty += 1
+        n_left += c
+        if n_left >= m:
+            break
+        for p in range(1, P):
+            left[p - 1] += hist[o + b, p]
+        better, best, best_den = _candidate(left, total, crit, n_left, m, msl, best, best_den)
+        if better:
+            best_bin = b
+    next_bin = -1
+    if best_bin >= 0:
+        for b in range(best_bin + 1, nbins[f]):
+            if hist[o + b, 0] != 0.0:
+                next_bin = b
+                break
+    return best, best_den, best_bin, next_bin, nonempty >= 2
+
+
+@njit(nogil=True, cache=True)
+def _gather_small(idx, start, end, yc, yr, w, regression, lw, lc):
+    """A small node's weights (and w*y, or classes) in node order: the scans read them once per feature."""
+    for i in range(end - start):
+        s = idx[start + i]
+        lw[i, 0] = w[s]
+        if regression:
+            lw[i, 1] = w[s] * yr[s]
+        else:
+            lc[i] = yc[s]
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _scan_sorted(Xb, idx, start, end, f, lw, lc, total, msl, crit, regression, keys, spare, left):
+    """Best boundary of feature ``f`` for a small node: its codes sorted, every change scored.
+
+    Sort keys pack ``code << 8 | position`` (a small node has under 256 samples),
+    so plain integers are sorted: by insertion when very few, else by radix.
+    """
+    m = end - start
+    for i in range(m):
+        keys[i] = (np.int32(Xb[idx[start + i], f]) << 8) | i
+    if m <= 16:
+        for i in range(1, m):
+            k = keys[i]
+            j = i - 1
+            while j >= 0 and keys[j] > k:
+                keys[j + 1] = keys[j]
+                j -= 1
+            keys[j + 1] = k
+    else:
+        _radix_sort(keys, spare, m)
+    if (keys[0] >> 8) == (keys[m - 1] >> 8):
+        return -np.inf, 1.0, -1, -1, False
+    left[:] = 0.0
+    best = -np.inf
+    best_den = 1.0
+    best_bin = -1
+    next_bin = -1
+    for i in range(m - 1):
+        li = keys[i] & 255
+        if regression:
+            left[0] += lw[li, 0]
+            left[1] += lw[li, 1]
+        else:
+            left[lc[li]] += lw[li, 0]
+        c = keys[i] >> 8
+        nc = keys[i + 1] >> 8
+        if c == nc:
+            continue
+        better, best, best_den = _candidate(left, total, crit, i + 1, m, msl, best, best_den)
+        if better:
+            best_bin = c
+            next_bin = nc
+    return best, best_den, best_bin, next_bin, True
+
+
+@njit(nogil=True, cache=True)
+def _radix_sort(keys, spare, m):
+    """Sort ``keys[:m]`` (``code << 8 | position``) by code: two stable passes of 16 buckets."""
+    counts = np.empty(16, np.int64)
+    for shift in (8, 12):
+        counts[:] = 0
+        for i in range(m):
+            counts[(keys[i] >> shift) & 15] += 1
+        at = 0
+        for d in range(16):
+            c = counts[d]
+            counts[d] = at
+            at += c
+        for i in range(m):
+            d = (keys[i] >> shift) & 15
+            spare[counts[d]] = keys[i]
+            counts[d] += 1
+        keys[:m] = spare[:m]
+
+
+# --------------------------------------------------------------------------- one node
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _record(ints, floats, row, stats, m, crit, regression):
+    """Write node ``row`` as a leaf; return its (weight, impurity)."""
+    weight = _weight(stats, regression)
+    impurity = _impurity(stats, crit)
+    ints[row, 0] = LEAF
+    ints[row, 1] = LEAF
+    ints[row, 2] = UNDEFINED
+    ints[row, 3] = m
+    floats[row, 0] = float(UNDEFINED)
+    floats[row, 1] = weight
+    floats[row, 2] = impurity
+    if regression:
+        floats[row, 3] = stats[1] / stats[0]
+    else:
+        for k in range(stats.shape[0]):
+            floats[row, 3 + k] = stats[k] / weight
+    return weight, impurity
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _find_split(Xb, yc, yr, w, nbins, offs, ip, idx, start, end, key, stats, hist, has_hist, use_sub, scratch_hist,
+                perm, feats, keys, lw, lc, left):
+    """Best split of a node among its drawn features: (feature, bin, next_bin), feature -1 if none.
+
+    Features are drawn without replacement (Fisher-Yates on a splitmix64 stream
+    seeded by the node's key) until ``max_features`` non-constant ones were
+    evaluated or none are left, as scikit-learn's splitter does. A node of at
+    least ``small`` samples is searched on histograms: its own (``has_hist``) when
+    the tree subtracts histograms, else those of each batch of drawn features.
+    """
+    F = Xb.shape[1]
+    m = end - start
+    crit = ip[P_CRITERION]
+    regression = crit == SQUARED_ERROR
+    msl = ip[P_MIN_LEAF]
+    mtry = ip[P_MAX_FEATURES]
+    small = m < ip[P_SMALL]
+    # The split-search totals: class weights, or (w, wy).
+    total = stats[:2] if regression else stats
+    for f in range(F):
+        perm[f] = f
+    if small:
+        _gather_small(idx, start, end, yc, yr, w, regression, lw, lc)
+    state = key
+    drawn = 0
+    found = 0
+    best = -np.inf
+    best_den = 1.0
+    best_f = -1
+    best_bin = -1
+    best_next = -1
+    while found < mtry and drawn < F:
+        # Draw the next batch: as many features as non-constant ones are still wanted.
+        want = min(mtry - found, F - drawn)
+        for j in range(drawn, drawn + want):
+            state = state + _GOLDEN
+            # Lemire's multiply-shift: a draw in [0, F - j) without a division.
+            r = j + np.int64(((_mix(state) >> _S32) * np.uint64(F - j)) >> _S32)
+            t = perm[j]
+            perm[j] = perm[r]
+            perm[r] = t
+            feats[j - drawn] = perm[j]
+        batch_hist = False
+        if not small and not (use_sub and has_hist):
+            _histogram(scratch_hist, Xb, idx, start, end, feats, want, yc, yr, w, offs, nbins, regression)
+            batch_hist = True
+        for j in range(want):
+            f = feats[j]
+            if small:
+                score, den, b, nb, nonconstant = _scan_sorted(Xb, idx, start, end, f, lw, lc, total, msl, crit,
+                                                         regression, keys, keys[keys.shape[0] // 2 :], left)
+            elif batch_hist:
+                score, den, b, nb, nonconstant = _scan_histogram(scratch_hist, f, offs, nbins, m, total, msl, crit,
+                                                                 left)
+            else:
+                score, den, b, nb, nonconstant = _scan_histogram(hist, f, offs, nbins, m, total, msl, crit, left)
+            if nonconstant:
+                found += 1
+            if _better(score, den, best, best_den):  # ties keep the feature drawn first
+                best = score
+                best_den = den
+                best_f = f
+                best_bin = b
+                best_next = nb
+        drawn += want
+    return best_f, best_bin, best_next
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _partition(Xb, idx, tmp, start, end, f, b, yc, yr, w, regression, lstats, rstats):
+    """Stable in-place partition of ``idx[start:end]`` on ``code <= b``; returns the first right position.
+
+    Each child's stats are summed on the way, in its samples' (ascending) order.
+    """
+    lstats[:] = 0.0
+    rstats[:] = 0.0
+    nl = start
+    nr = 0
+    if regression:
+        # Scalars, not the two arrays: sums that stay in registers.
+        l0 = l1 = l2 = r0 = r1 = r2 = 0.0
+        for i in range(start, end):
+            s = idx[i]
+            ws = w[s]
+            wy = ws * yr[s]
+            wyy = wy * yr[s]
+            if Xb[s, f] <= b:
+                idx[nl] = s
+                nl += 1
+                l0 += ws
+                l1 += wy
+                l2 += wyy
+            else:
+                tmp[nr] = s
+                nr += 1
+                r0 += ws
+                r1 += wy
+                r2 += wyy
+        lstats[0] = l0
+        lstats[1] = l1
+        lstats[2] = l2
+        rstats[0] = r0
+        rstats[1] = r1
+        rstats[2] = r2
+    else:
+        for i in range(start, end):
+            s = idx[i]
+            if Xb[s, f] <= b:
+                idx[nl] = s
+                nl += 1
+                lstats[yc[s]] += w[s]
+            else:
+                tmp[nr] = s
+                nr += 1
+                rstats[yc[s]] += w[s]
+    idx[nl:end] = tmp[:nr]
+    return nl
+
+
+@njit(nogil=True, cache=True)
+def _split_node(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, tmp, start, end, key, depth, stats, hist,
+                has_hist, use_sub, scratch_hist, perm, feats, keys, lw, lc, left, ints, floats, row, lstats, rstats):
+    """Record node ``row`` and split it if it can be; return the first right position, or -1 for a leaf."""
+    crit = ip[P_CRITERION]
+    regression = crit == SQUARED_ERROR
+    m = end - start
+    weight, impurity = _record(ints, floats, row, stats, m, crit, regression)
+    max_depth = ip[P_MAX_DEPTH]
+    if (m < ip[P_MIN_SPLIT] or m < 2 * ip[P_MIN_LEAF] or (max_depth >= 0 and depth >= max_depth)
+            or not impurity > EPSILON):
+        return -1
+    f, b, nb = _find_split(Xb, yc, yr, w, nbins, offs, ip, idx, start, end, key, stats, hist, has_hist, use_sub,
+                           scratch_hist, perm, feats, keys, lw, lc, left)
+    if f < 0:
+        return -1
+    mid = _partition(Xb, idx, tmp, start, end, f, b, yc, yr, w, regression, lstats, rstats)
+    wl = _weight(lstats, regression)
+    wr = _weight(rstats, regression)
+    gain = (weight / fp[F_ROOT_WEIGHT]) * (
+        impurity - wl / weight * _impurity(lstats, crit) - wr / weight * _impurity(rstats, crit)
+    )
+    if not gain + EPSILON >= fp[F_MIN_DECREASE]:
+        return -1
+    ints[row, 2] = f
+    # Midway between the node's two nearest codes' edges, as scikit-learn puts a
+    # threshold midway between sample values.
+    lo = thresholds[f, b]
+    hi = thresholds[f, nb - 1]
+    floats[row, 0] = min(max(0.5 * lo + 0.5 * hi, lo), hi)
+    return mid
+
+
+@njit(nogil=True, cache=True)
+def _children_histograms(Xb, idx, start, mid, end, yc, yr, w, offs, nbins, ip, all_feats, hist_l, hist_r):
+    """Histograms of a split node's children that will need one; (left has, right has).
+
+    On entry the larger child's array (the left one on a tie) holds the parent's
+    histogram. A child needs one when it has at least ``small`` samples. When the
+    larger child does and has ``sub_min`` samples or more, the smaller child is
+    summed and the larger one is the parent's minus it, in place. The rule depends
+    on the children's sizes alone, so it is the same wherever the node is split.
+    """
+    regression = ip[P_CRITERION] == SQUARED_ERROR
+    F = Xb.shape[1]
+    small = ip[P_SMALL]
+    ml = mid - start
+    mr = end - mid
+    need_l = ml >= small
+    need_r = mr >= small
+    left_larger = ml >= mr
+    m_large = ml if left_larger else mr
+    if m_large >= small and m_large >= ip[P_SUB_MIN]:
+        if left_larger:
+            _histogram(hist_r, Xb, idx, mid, end, all_feats, F, yc, yr, w, offs, nbins, regression)
+            hist_l -= hist_r
+        else:
+            _histogram(hist_l, Xb, idx, start, mid, all_feats, F, yc, yr, w, offs, nbins, regression)
+            hist_r -= hist_l
+        return need_l, need_r
+    if need_l:
+        _histogram(hist_l, Xb, idx, start, mid, all_feats, F, yc, yr, w, offs, nbins, regression)
+    if need_r:
+        _histogram(hist_r, Xb, idx, mid, end, all_feats, F, yc, yr, w, offs, nbins, regression)
+    return need_l, need_r
+
+
+# --------------------------------------------------------------------------- tables
+
+
+@njit(nogil=True, cache=True)
+def _grow_rows(a, rows):
+    out = np.empty((rows,) + a.shape[1:], dtype=a.dtype)
+    out[: a.shape[0]] = a
+    return out
+
+
+@njit(nogil=True, cache=True)
+def _grow_1d(a, n):
+    out = np.empty(n, dtype=a.dtype)
+    out[: a.shape[0]] = a
+    return out
+
+
+@njit(nogil=True, cache=True)
+def _setup(Xb, ip, offs, stats):
+    """What a growing call derives from its inputs and parameters, and its scratch arrays."""
+    F = Xb.shape[1]
+    n_stats = stats.shape[0]
+    regression = ip[P_CRITERION] == SQUARED_ERROR
+    n_out = 1 if regression else n_stats
+    n_bins_total = offs[F]
+    n_planes = 3 if regression else 1 + n_stats
+    small = max(ip[P_SMALL], 1)
+    scratch = (np.empty((n_bins_total, n_planes)), np.empty(F, np.int64), np.empty(F, np.int64),
+               np.empty(2 * small, np.int32), np.empty((small, 2)), np.empty(small, np.int64), np.empty(n_stats))
+    return F, n_stats, regression, n_out, ip[P_USE_SUB] != 0, n_bins_total, n_planes, np.arange(F), scratch
+
+
+# --------------------------------------------------------------------------- growth
+
+
+@njit(nogil=True, cache=True)
+def grow(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, key, depth, stats, hist):
+    """Grow the subtree of the node whose samples are ``idx`` (ascending; permuted in place).
+
+    ``hist`` is the node's histogram when it has one (a tree that subtracts
+    histograms, a node of at least ``small`` samples), else an array of 0 rows.
+    Returns the node table ``(ints, floats)`` in preorder, the node first.
+    """
+    n = idx.shape[0]
+    F, n_stats, regression, n_out, use_sub, n_bins_total, n_planes, all_feats, scratch = _setup(Xb, ip, offs, stats)
+    scratch_hist, perm, feats, keys, lw, lc, left = scratch
+    tmp = np.empty(n, np.int64)
+    cap = 64
+    ints = np.empty((cap, 4), np.int64)
+    floats = np.empty((cap, 3 + n_out))
+    # Open nodes, a stack: the left child is popped first, so ids come in preorder.
+    scap = 64
+    st = np.empty((scap, 5), np.int64)  # start, end, depth, parent row, histogram slot
+    s_key = np.empty(scap, np.uint64)
+    s_stats = np.empty((scap, n_stats))
+    # Histograms of open nodes, in slots.
+    hcap = 4 if use_sub else 0
+    hists = np.empty((hcap, n_bins_total, n_planes))
+    free = np.empty(hcap, np.int64)
+    n_free = 0
+    n_slots = 0
+    st[0, 0] = 0
+    st[0, 1] = n
+    st[0, 2] = depth
+    s_key[0] = key
+    st[0, 3] = -1
+    st[0, 4] = -1
+    s_stats[0] = stats
+    if use_sub and n >= ip[P_SMALL]:
+        st[0, 4] = 0
+        n_slots = 1
+        if hist.shape[0]:
+            hists[0] = hist
+        else:
+            _histogram(hists[0], Xb, idx, np.int64(0), n, all_feats, F, yc, yr, w, offs, nbins, regression)
+    top = 1
+    count = np.int64(0)
+    lstats = np.empty(n_stats)
+    rstats = np.empty(n_stats)
+    while top:
+        top -= 1
+        start = st[top, 0]
+        end = st[top, 1]
+        d = st[top, 2]
+        k = s_key[top]
+        parent = st[top, 3]
+        slot = st[top, 4]
+        if count == ints.shape[0]:
+            ints = _grow_rows(ints, 2 * count)
+            floats = _grow_rows(floats, 2 * count)
+        row = count
+        count += 1
+        if parent >= 0:
+            ints[parent, 0 if ints[parent, 0] == LEAF else 1] = row
+        node_hist = hists[slot] if slot >= 0 else scratch_hist
+        mid = _split_node(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, tmp, start, end, k, d,
+                          s_stats[top], node_hist, slot >= 0, use_sub, scratch_hist, perm, feats, keys, lw, lc,
+                          left, ints, floats, row, lstats, rstats)
+        if mid < 0:
+            if slot >= 0:
+                free[n_free] = slot
+                n_free += 1
+            continue
+        slot_l = -1
+        slot_r = -1
+        if use_sub and slot >= 0:
+            # The parent's slot goes to one child; the other takes a free one.
+            if n_free == 0:
+                if n_slots == hists.shape[0]:
+                    hists = _grow_rows(hists, 2 * n_slots)
+                    free = _grow_1d(free, 2 * n_slots)
+                other = n_slots
+                n_slots += 1
+            else:
+                n_free -= 1
+                other = free[n_free]
+            if mid - start >= end - mid:
+                slot_l, slot_r = slot, other
+            else:
+                slot_l, slot_r = other, slot
+            has_l, has_r = _children_histograms(Xb, idx, start, mid, end, yc, yr, w, offs, nbins, ip, all_feats,
+                                                hists[slot_l], hists[slot_r])
+            if not has_l:
+                free[n_free] = slot_l
+                n_free += 1
+                slot_l = -1
+            if not has_r:
+                free[n_free] = slot_r
+                n_free += 1
+                slot_r = -1
+        if top + 2 > st.shape[0]:
+            size = 2 * st.shape[0]
+            st = _grow_rows(st, size)
+            s_key = _grow_1d(s_key, size)
+            s_stats = _grow_rows(s_stats, size)
+        # Right first, so that the left child is popped next.
+        for side in (1, 0):
+            st[top, 0] = mid if side else start
+            st[top, 1] = end if side else mid
+            st[top, 2] = d + 1
+            s_key[top] = child_key(k, side)
+            st[top, 3] = row
+            st[top, 4] = slot_r if side else slot_l
+            s_stats[top] = rstats if side else lstats
+            top += 1
+    return ints[:count].copy(), floats[:count].copy()
+
+
+@njit(nogil=True, cache=True)
+def split_node(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, key, depth, stats, hist):
+    """Record one node and split it: what the branch-parallel driver calls at the top of a tree.
+
+    Returns ``(ints, floats, mid, left_stats, right_stats, left_hist, right_hist)``:
+    the node's one-row table, where its samples ``idx`` (permuted in place) are cut
+    (-1 for a leaf), and the children's stats and histograms (0 rows: none).
+    """
+    n = idx.shape[0]
+    F, n_stats, regression, n_out, use_sub, n_bins_total, n_planes, all_feats, scratch = _setup(Xb, ip, offs, stats)
+    scratch_hist, perm, feats, keys, lw, lc, left = scratch
+    ints = np.empty((1, 4), np.int64)
+    floats = np.empty((1, 3 + n_out))
+    lstats = np.empty(n_stats)
+    rstats = np.empty(n_stats)
+    has = use_sub and n >= ip[P_SMALL]
+    node_hist = hist
+    if has and hist.shape[0] == 0:
+        node_hist = np.empty((n_bins_total, n_planes))
+        _histogram(node_hist, Xb, idx, np.int64(0), n, all_feats, F, yc, yr, w, offs, nbins, regression)
+    searched = node_hist if has else scratch_hist
+    mid = _split_node(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, np.empty(n, np.int64), np.int64(0), n, key,
+                      depth, stats, searched, has, use_sub, scratch_hist, perm, feats, keys, lw, lc,
+                      left, ints, floats, np.int64(0), lstats, rstats)
+    hl = np.empty((0, n_planes))
+    hr = np.empty((0, n_planes))
+    if mid >= 0 and has:
+        a = np.empty((n_bins_total, n_planes))
+        b = np.empty((n_bins_total, n_planes))
+        if mid >= n - mid:
+            a[:] = node_hist
+        else:
+            b[:] = node_hist
+        has_l, has_r = _children_histograms(Xb, idx, np.int64(0), mid, n, yc, yr, w, offs, nbins, ip, all_feats, a, b)
+        if has_l:
+            hl = a
+        if has_r:
+            hr = b
+    return ints, floats, mid, lstats, rstats, hl, hr
+
+
+@njit(nogil=True, cache=True)
+def grow_best_first(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, key, stats, max_leaves):
+    """Grow by largest impurity decrease until ``max_leaves`` leaves (scikit-learn's BestFirstTreeBuilder).
+
+    Each node is evaluated (and its samples partitioned) when it is made; the open
+    split of largest decrease is taken next, ties to the node made first. Splits
+    still open at the end are not made. Histograms are never subtracted here.
+    Returns the table in preorder.
+    """
+    n = idx.shape[0]
+    crit = ip[P_CRITERION]
+    F, n_stats, regression, n_out, _, _, _, _, scratch = _setup(Xb, ip, offs, stats)
+    scratch_hist, perm, feats, keys, lw, lc, left = scratch
+    tmp = np.empty(n, np.int64)
+    cap = 2 * min(max_leaves, n) + 1
+    ints = np.empty((cap, 4), np.int64)
+    floats = np.empty((cap, 3 + n_out))
+    # Per node: samples, depth, key, the split found (mid, feature, threshold), its decrease, children stats.
+    nodes = np.empty((cap, 5), np.int64)  # start, end, depth, mid, feature
+    n_key = np.empty(cap, np.uint64)
+    n_threshold = np.empty(cap)
+    n_gain = np.empty(cap)
+    n_lstats = np.empty((cap, n_stats))
+    n_rstats = np.empty((cap, n_stats))
+    lstats = np.empty(n_stats)
+    rstats = np.empty(n_stats)
+    count = np.int64(0)
+    pending = np.zeros(cap, np.bool_)
+    # Make the root, then each chosen node's two children.
+    make_start = np.empty(2, np.int64)
+    make_end = np.empty(2, np.int64)
+    make_stats = np.empty((2, n_stats))
+    make_start[0] = 0
+    make_end[0] = n
+    make_stats[0] = stats
+    n_make = 1
+    parent = -1
+    leaves = 1
+    while True:
+        for c in range(n_make):
+            row = count
+            count += 1
+            if parent < 0:
+                d = 0
+                k = key
+            else:
+                d = nodes[parent, 2] + 1
+                k = child_key(n_key[parent], c)
+                ints[parent, c] = row
+            start = make_start[c]
+            end = make_end[c]
+            mid = _split_node(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, tmp, start, end, k, d,
+                              make_stats[c], scratch_hist, np.bool_(False), np.bool_(False), scratch_hist, perm, feats, keys, lw, lc,
+                              left, ints, floats, row, lstats, rstats)
+            nodes[row, 0] = start
+            nodes[row, 1] = end
+            nodes[row, 2] = d
+            n_key[row] = k
+            if mid >= 0:
+                # Keep the split open: the node stays a leaf unless it is chosen.
+                nodes[row, 3] = mid
+                nodes[row, 4] = ints[row, 2]
+                n_threshold[row] = floats[row, 0]
+                weight = floats[row, 1]
+                n_gain[row] = (weight / fp[F_ROOT_WEIGHT]) * (
+                    floats[row, 2] - _weight(lstats, regression) / weight * _impurity(lstats, crit)
+                    - _weight(rstats, regression) / weight * _impurity(rstats, crit)
+                )
+                n_lstats[row] = lstats
+                n_rstats[row] = rstats
+                pending[row] = True
+                ints[row, 2] = UNDEFINED
+                floats[row, 0] = float(UNDEFINED)
+        if leaves >= max_leaves:
+            break
+        best = -1
+        for r in range(count):
+            if pending[r] and (best < 0 or n_gain[r] > n_gain[best]):
+                best = r
+        if best < 0:
+            break
+        pending[best] = False
+        ints[best, 2] = nodes[best, 4]
+        floats[best, 0] = n_threshold[best]
+        make_start[0] = nodes[best, 0]
+        make_end[0] = nodes[best, 3]
+        make_start[1] = nodes[best, 3]
+        make_end[1] = nodes[best, 1]
+        make_stats[0] = n_lstats[best]
+        make_stats[1] = n_rstats[best]
+        n_make = 2
+        parent = best
+        leaves += 1
+    order_ = preorder(ints[:count, 0], ints[:count, 1])
+    return _renumber(ints[:count], floats[:count], order_)
+
+
+@njit(nogil=True, cache=True)
+def preorder(left, right):
+    """Node ids in preorder (each node, then its left subtree, then its right), from node 0."""
+    n = left.shape[0]
+    out = np.empty(n, np.int64)
+    stack = np.empty(n, np.int64)
+    top = 1
+    stack[0] = 0
+    i = 0
+    while top:
+        top -= 1
+        node = stack[top]
+        out[i] = node
+        i += 1
+        if left[node] != LEAF:
+            stack[top] = right[node]
+            stack[top + 1] = left[node]
+            top += 2
+    return out[:i]
+
+
+@njit(nogil=True, cache=True)
+def _renumber(ints, floats, order):
+    n = order.shape[0]
+    new_id = np.empty(ints.shape[0], np.int64)
+    for i in range(n):
+        new_id[order[i]] = i
+    out_i = np.empty((n, 4), np.int64)
+    out_f = np.empty((n, floats.shape[1]))
+    for i in range(n):
+        o = order[i]
+        out_i[i] = ints[o]
+        out_f[i] = floats[o]
+        if out_i[i, 0] != LEAF:
+            out_i[i, 0] = new_id[out_i[i, 0]]
+            out_i[i, 1] = new_id[out_i[i, 1]]
+    return out_i, out_f
+
+
+@njit(nogil=True, cache=True)
+def node_depths(left, right):
+    """Depth of every node of a tree whose children have larger ids than their parents."""
+    depth = np.zeros(left.shape[0], np.int64)
+    for i in range(left.shape[0]):
+        if left[i] != LEAF:
+            depth[left[i]] = depth[i] + 1
+            depth[right[i]] = depth[i] + 1
+    return depth
+
+
+# --------------------------------------------------------------------------- prediction
+
+
+@njit(nogil=True, cache=True)
+def walk_forest(X, left, right, feature, threshold, value, roots, group, out, leaves, row_block):
+    """Walk each row of ``X`` down every tree; sum leaf values and/or note leaves.
+
+    Trees are concatenated (``roots[t]`` is tree ``t``'s first node, children ids
+    are global). With ``out`` of ``n_rows`` rows, each row's value rows are summed
+    tree after tree in groups of ``group`` trees, then the group sums in order:
+    a fixed order, whatever block of rows a call is given. With ``leaves`` of
+    ``n_rows`` rows, the leaf of each (row, tree) is written there, as a node id
+    local to its tree. Rows go in blocks of ``row_block``, each block through all
+    trees, so a tree's nodes stay in cache for a block.
+    """
+    n_rows = X.shape[0]
+    n_trees = roots.shape[0]
+    n_out = value.shape[1]
+    want_sum = out.shape[0] == n_rows
+    want_leaves = leaves.shape[0] == n_rows
+    part = np.zeros((row_block, n_out))
+    for a in range(0, n_rows, row_block):
+        b = min(a + row_block, n_rows)
+        if want_sum:
+            out[a:b] = 0.0
+            part[:] = 0.0
+        for t in range(n_trees):
+            root = roots[t]
+            for r in range(a, b):
+                node = root
+                while left[node] != LEAF:
+                    if X[r, feature[node]] <= threshold[node]:
+                        node = left[node]
+                    else:
+                        node = right[node]
+                if want_leaves:
+                    leaves[r, t] = node - root
+                if want_sum:
+                    for k in range(n_out):
+                        part[r - a, k] += value[node, k]
+            if want_sum and ((t + 1) % group == 0 or t == n_trees - 1):
+                for r in range(a, b):
+                    for k in range(n_out):
+                        out[r, k] += part[r - a, k]
+                        part[r - a, k] = 0.0
+    return out
