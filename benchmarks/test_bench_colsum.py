@@ -21,7 +21,7 @@ import pytest
 
 from shmforest.budget import ProcessBudget
 from shmforest.executors import get_executor
-from shmforest.testing import TreeMonitor
+from shmforest.testing import ProcessTreeMonitor
 
 MiB = 1 << 20
 ROWS, COLS = 8192, 16384  # 1 GiB of float64
@@ -56,7 +56,7 @@ def sums_with_joblib(parallel, a: np.ndarray) -> np.ndarray:
 def measure(name: str, a: np.ndarray, repeats: int = 3) -> dict[str, float]:
     """First call (start-up and placement included) and the median of repeated calls."""
     expected = a.sum(axis=0)
-    with TreeMonitor(interval=0.01) as mon:
+    with ProcessTreeMonitor(interval=0.01) as mon:
         t0 = time.perf_counter()
         if name == "numpy":
             run = lambda: a.sum(axis=0)  # noqa: E731

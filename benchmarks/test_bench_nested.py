@@ -31,7 +31,7 @@ import pytest
 
 from shmforest.budget import ProcessBudget
 from shmforest.pool import WorkerPool, worker_submit
-from shmforest.testing.monitor import live_workers
+from shmforest.testing.processes import live_workers
 
 # Workers get these functions by value, so they need not import pytest with this module.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from shmforest import SharedArray, shared
-from shmforest.testing import sample_tree
+from shmforest.testing import sample_process_tree
 
 MiB = 1 << 20
 SIZES = {"1MiB": MiB, "100MiB": 100 * MiB, "1GiB": 1024 * MiB}
@@ -103,14 +103,14 @@ def readers_footprint(nbytes: int, workers: int, mode: str) -> dict[str, float]:
         for c in conns:
             assert c.recv() == "ready"
         time.sleep(0.3)
-        before, avail_before = sample_tree(), _mem_available()
+        before, avail_before = sample_process_tree(), _mem_available()
         t0 = time.perf_counter()
         for c in conns:
             c.send(data)
         sums = [c.recv() for c in conns]
         seconds = time.perf_counter() - t0
         time.sleep(0.3)
-        holding, avail_holding = sample_tree(), _mem_available()
+        holding, avail_holding = sample_process_tree(), _mem_available()
         assert sums == [nbytes / 8] * workers
         for c in conns:
             c.send("exit")

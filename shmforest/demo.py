@@ -4,7 +4,7 @@
 
     dataset (synthetic and seeded, or --data FILE)  ->  75% train / 25% test
     for each runner (our executors by name, then scikit-learn n_jobs=1 and =workers):
-        TreeMonitor samples the whole process tree   \\
+        ProcessTreeMonitor samples the process tree  \\
         fit the same forest (same trees, same seed)   }  fit s, peak memory, processes
         predict the test rows                        ->  accuracy
     one table on stdout; progress on stderr
@@ -36,7 +36,7 @@ import shmforest
 from shmforest.estimators.batch import fit_models
 from shmforest.estimators.progress import ProgressBar
 from shmforest.estimators import RandomForestClassifier
-from shmforest.testing.monitor import TreeMonitor
+from shmforest.testing.processes import ProcessTreeMonitor
 
 __all__ = [
     "DEFAULT_FEATURES",
@@ -353,7 +353,7 @@ class _TickingBar:
 def run_one(runner: Runner, trees: int, data: DemoData, label: str) -> RunResult:
     """Fit, time and watch one runner; accuracy on the held-out rows."""
     model = make_model(runner, trees)
-    with TreeMonitor(interval=MONITOR_INTERVAL) as monitor:
+    with ProcessTreeMonitor(interval=MONITOR_INTERVAL) as monitor:
         t0 = time.perf_counter()
         _fit(model, data, label)
         fit_s = time.perf_counter() - t0

@@ -133,7 +133,7 @@ def test_package_imports_without_pytest():
     code = (
         "import sys; sys.modules['pytest'] = None\n"  # a None entry makes `import pytest` fail
         "import shmforest.testing as t\n"
-        "assert t.TreeMonitor and not hasattr(t, 'shared_dataset')\n"
+        "assert t.ProcessTreeMonitor and not hasattr(t, 'shared_dataset')\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

@@ -21,7 +21,7 @@ import pytest
 from shmforest.budget import DEPTH_ENV_VAR, ENV_VAR, MAX_DEPTH_ENV_VAR, ProcessBudget, default_budget_segment
 from shmforest.errors import NestingDepthError, TaskPicklingError, WorkerCrashedError
 from shmforest.pool import WorkerPool, in_worker, worker_free_workers, worker_submit
-from shmforest.testing.monitor import live_workers
+from shmforest.testing.processes import live_workers
 
 # Tasks below are sent by value: workers need not import this module (and pytest).
 cloudpickle.register_pickle_by_value(sys.modules[__name__])

@@ -8,9 +8,9 @@ importable, so this package imports without it.
 
 from __future__ import annotations
 
-from shmforest.testing.monitor import TreeMonitor, TreeSample, sample_tree
+from shmforest.testing.processes import ProcessTreeMonitor, ProcessTreeSample, sample_process_tree
 
-__all__ = ["TreeMonitor", "TreeSample", "sample_tree"]
+__all__ = ["ProcessTreeMonitor", "ProcessTreeSample", "sample_process_tree"]
 
 try:
     import pytest as _pytest  # noqa: F401  (only probing whether the fixtures can exist)

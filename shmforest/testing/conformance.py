@@ -37,7 +37,7 @@ import pytest
 from shmforest.budget import ProcessBudget
 from shmforest.executors.base import Executor, current_executor
 from shmforest.testing.leaks import LeakCheck
-from shmforest.testing.monitor import live_workers
+from shmforest.testing.processes import live_workers
 
 __all__ = ["ExecutorConformance"]
 

@@ -25,7 +25,7 @@ from typing import TypeVar
 import psutil
 
 from shmforest.shared import SEGMENT_PREFIX
-from shmforest.testing.monitor import live_workers
+from shmforest.testing.processes import live_workers
 
 __all__ = ["LeakCheck", "Leftovers", "our_segments", "process_wide_segments", "settle"]
 

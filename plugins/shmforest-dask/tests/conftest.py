@@ -10,7 +10,7 @@ from shmforest_dask import start_local_cluster
 
 from shmforest.shared import SEGMENT_PREFIX
 from shmforest.testing.leaks import SHM_DIR, LeakCheck, settle
-from shmforest.testing.monitor import live_workers
+from shmforest.testing.processes import live_workers
 
 #: Processes of clusters that outlive one test (module fixtures); each is checked when closed.
 KEPT_PIDS: set[int] = set()

@@ -1,8 +1,8 @@
-"""Sample the memory and process count of a whole process tree while work runs.
+"""Sample the memory and process count of a process tree while work runs.
 
-Used by the benchmarks and the demo to report "peak whole-tree memory" and "peak
-live processes". Memory is summed over the calling process and all its
-descendants:
+A *process* tree: this process and all its descendants (not a decision tree). Used
+by the benchmarks and the demo to report "peak whole-tree memory" and "peak live
+processes". Memory is summed over the tree:
 
 ``pss``
     Proportional set size: a page shared by k processes counts 1/k in each, so
@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 
 import psutil
 
-__all__ = ["TreeSample", "TreeMonitor", "sample_tree", "live_workers"]
+__all__ = ["ProcessTreeSample", "ProcessTreeMonitor", "sample_process_tree", "live_workers"]
 
 
 @dataclass(frozen=True)
-class TreeSample:
-    """One reading of the process tree."""
+class ProcessTreeSample:
+    """One reading of the process tree (not a decision tree)."""
 
     pss: int
     uss: int
@@ -86,7 +86,7 @@ def live_workers(root: psutil.Process | None = None) -> list[psutil.Process]:
     return out
 
 
-def sample_tree(root: psutil.Process | None = None) -> TreeSample:
+def sample_process_tree(root: psutil.Process | None = None) -> ProcessTreeSample:
     """Read PSS, USS and the worker count of ``root`` (default: this process) and its descendants."""
     root = root or psutil.Process()
     pss = uss = workers = 0
@@ -105,23 +105,23 @@ def sample_tree(root: psutil.Process | None = None) -> TreeSample:
         uss += info.uss
         if proc is not root and not is_multiprocessing_helper(proc):
             workers += 1
-    return TreeSample(pss, uss, workers)
+    return ProcessTreeSample(pss, uss, workers)
 
 
 @dataclass
-class TreeMonitor:
-    """Samples the tree in a background thread; use as a context manager.
+class ProcessTreeMonitor:
+    """Samples the process tree in a background thread; use as a context manager.
 
     Examples
     --------
-    >>> with TreeMonitor(interval=0.02) as mon:
+    >>> with ProcessTreeMonitor(interval=0.02) as mon:
     ...     _ = sum(range(1000))
     >>> mon.peak_pss >= mon.baseline.pss > 0
     True
     """
 
     interval: float = 0.02
-    baseline: TreeSample = field(init=False)
+    baseline: ProcessTreeSample = field(init=False)
     peak_pss: int = field(init=False, default=0)
     peak_uss: int = field(init=False, default=0)
     peak_processes: int = field(init=False, default=0)
@@ -133,7 +133,7 @@ class TreeMonitor:
     _stop: threading.Event = field(init=False, default_factory=threading.Event)
     _thread: threading.Thread | None = field(init=False, default=None)
 
-    def _record(self, s: TreeSample) -> None:
+    def _record(self, s: ProcessTreeSample) -> None:
         avail = _mem_available()
         if avail is not None:
             self.peak_system_drop = max(self.peak_system_drop, self._avail0 - avail)
@@ -144,10 +144,10 @@ class TreeMonitor:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            self._record(sample_tree())
+            self._record(sample_process_tree())
 
-    def __enter__(self) -> TreeMonitor:
-        self.baseline = sample_tree()
+    def __enter__(self) -> ProcessTreeMonitor:
+        self.baseline = sample_process_tree()
         self._avail0 = _mem_available() or 0
         self._record(self.baseline)
         self._stop.clear()
@@ -159,7 +159,7 @@ class TreeMonitor:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        self._record(sample_tree())
+        self._record(sample_process_tree())
 
     @property
     def added_pss(self) -> int:
