@@ -7,14 +7,17 @@
         -> a markdown table per suite  (median, and the scalars each benchmark put in extra_info)
         -> OUT/fit_vs_workers.png     (fit seconds against workers, one line per executor and peer)
 
-The suites live in the source tree, not in the installed package, so this runs from
-a checkout. The plot reads benchmarks parametrized by a ``runner`` of ``(library,
-executor, n_jobs)``, as ``benchmarks/test_bench_forest.py``'s are; matplotlib is
-optional and only imported here.
+The suites live in the source tree, not in the installed package: they are found in
+the current folder, else in the checkout the package was installed from (``pip
+install -e``); an install from a wheel has none, and says so in one line. The plot
+reads benchmarks parametrized by a ``runner`` of ``(library, executor, n_jobs)``, as
+``benchmarks/test_bench_forest.py``'s are; matplotlib is optional and only imported
+here.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import re
@@ -26,10 +29,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shmforest.cli.messages import one_line
+
 __all__ = [
     "JSON_NAME",
     "PLOT_NAME",
+    "SOURCE_ROOT",
     "RunnerPoint",
+    "command",
+    "find_suites",
     "format_tables",
     "plot_fit_vs_workers",
     "run_bench",
@@ -38,6 +46,10 @@ __all__ = [
 
 JSON_NAME = "benchmarks.json"
 PLOT_NAME = "fit_vs_workers.png"
+#: Where a checkout keeps its suites, and the checkout this package was imported from
+#: (in an install from a wheel, site-packages: no suites there).
+SUITES = "benchmarks"
+SOURCE_ROOT = Path(__file__).resolve().parents[2]
 MAX_HIGHLIGHTS = 6  # extra_info items shown per row; the JSON has them all
 
 # pytest's exit statuses (pytest.ExitCode), without importing pytest here
@@ -45,6 +57,33 @@ _TESTS_FAILED, _INTERRUPTED, _USAGE_ERROR, _NO_TESTS = 1, 2, 4, 5
 
 # "shmforest-shm-n_jobs2", "scikit-learn-n_jobs1": the ids test_bench_forest.py gives its runners
 _RUNNER_ID = re.compile(r"^(?P<library>shmforest|scikit-learn)(?:-(?P<executor>.+?))?-n_jobs(?P<n_jobs>\d+)$")
+
+
+def find_suites(cwd: Path, source_root: Path) -> Path | None:
+    """The suites folder: ``cwd/benchmarks``, else the source checkout's; None in an installed package."""
+    if (cwd / SUITES).is_dir():
+        return cwd / SUITES
+    if (source_root / SUITES).is_dir() and (source_root / "pyproject.toml").is_file():
+        return source_root / SUITES
+    return None
+
+
+def command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Check the options (bad ones exit 2), then :func:`run_bench`."""
+    suites = find_suites(Path.cwd(), SOURCE_ROOT)
+    if suites is None:
+        parser.error(
+            f"the benchmark suites ({SUITES}/) are not installed with the package: "
+            "run this from a shmforest source checkout (make bench)"
+        )
+    if args.against is not None:
+        try:
+            earlier = json.loads(args.against.read_text())
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            parser.error(f"argument --against: cannot read {args.against} as JSON ({one_line(exc)})")
+        if not isinstance(earlier, dict) or not isinstance(earlier.get("benchmarks"), list):
+            parser.error(f"argument --against: {args.against} is not a pytest-benchmark JSON (no 'benchmarks' list)")
+    return run_bench(suites, args.out, keyword=args.k, pytest_args=args.pytest_args, against=args.against)
 
 
 def run_bench(
