@@ -9,7 +9,7 @@
   ``shm`` executor with 2 workers (their start and first task included) and on
   one whose workers have binned before.
 
-The cases run in turns, 9 rounds; medians. For the README::
+The cases run in turns, 9 rounds; medians. For a table (``benchmarks/RESULTS.md``)::
 
     .venv/bin/python benchmarks/test_bench_binning.py
 """

@@ -5,7 +5,7 @@ approach) and joblib's default backend (loky, which memory-maps large arrays).
 The first call (workers started, data placed) and a repeated call on the same
 array are reported apart.
 
-``make bench`` runs it with the other suites; for the README table::
+``make bench`` runs it with the other suites; for its table (``benchmarks/RESULTS.md``)::
 
     .venv/bin/python benchmarks/test_bench_colsum.py
 """

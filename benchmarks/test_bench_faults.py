@@ -6,8 +6,8 @@
   the mmap and trim thresholds workers set now (``shmforest/_worker.py``).
 * A 100-tree predict of the 25,000 test rows, warm, in this process.
 
-Faults and seconds per fit are the medians of 4 fits after a first one. For the
-README::
+Faults and seconds per fit are the medians of 4 fits after a first one. For a table
+(``benchmarks/RESULTS.md``)::
 
     .venv/bin/python benchmarks/test_bench_faults.py
 """

@@ -14,17 +14,16 @@ with the same parameters throughout:
   table's fits of the two);
 * before each deep-tree and scaling round, how many cores' worth of compute and
   of memory bandwidth two processes get
-  (:class:`~shmforest.testing.capacity.CapacityProbe`): on this project's shared
-  2-vCPU machines compute swings between about 1 and 2 within seconds, and
-  memory bandwidth was mostly near 1 (two processes streaming arrays got what one
-  did). Reported beside those goals, not folded into them.
+  (:class:`~shmforest.testing.capacity.CapacityProbe`): on a shared machine that
+  swings within seconds, so a speedup is read beside it. Reported beside those
+  goals, not folded into them.
 
 Goals (reported, not asserted: timings belong in benchmarks and shared machines are
 noisy): ``shm`` with 2 workers at or below scikit-learn ``n_jobs=2``'s fit time with
 accuracy within 0.5 points of it; ``shm`` at least 1.8x our serial; the single tree
 branch-parallel at least 1.5x serial; predict no slower than scikit-learn's.
 
-``make bench`` runs it with the other suites; for the README table::
+``make bench`` runs it with the other suites; for its table (``benchmarks/RESULTS.md``)::
 
     .venv/bin/python benchmarks/test_bench_forest.py
 """

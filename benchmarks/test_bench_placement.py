@@ -1,6 +1,6 @@
 """Placement: what it costs to put arrays in shared memory, and what readers add.
 
-Run with ``make bench`` (all suites) or, for this file's README table::
+Run with ``make bench`` (all suites) or, for this file's table (``benchmarks/RESULTS.md``)::
 
     .venv/bin/python benchmarks/test_bench_placement.py
 """

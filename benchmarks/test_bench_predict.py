@@ -4,7 +4,7 @@ Our forest predicts with ``n_jobs`` 1 and 2 through the estimators, and with
 :meth:`ForestArrays.predict_value` on 2 threads directly (the compiled walk over
 row blocks, ``shmforest.tree.ensemble``). Also measured: the first predict after
 a fit, which packs the node arrays. scikit-learn at ``n_jobs`` 1 and 2 in the same
-run. For the README::
+run. For a table (``benchmarks/RESULTS.md``)::
 
     .venv/bin/python benchmarks/test_bench_predict.py
 """

@@ -16,7 +16,7 @@ n_informative=10, random_state=0)``, 25% test split). Measured in one run:
 
 Goals (reported, not asserted): per tree at or below scikit-learn's; accuracy
 within 0.5 points; predict no slower; branch-parallel at least 1.5x serial.
-As a script, for the README table::
+As a script, for a table (``benchmarks/RESULTS.md``)::
 
     .venv/bin/python benchmarks/test_bench_tree.py
 """

@@ -1,10 +1,9 @@
 """How many cores' worth of work the machine gives right now, to read parallel benchmarks by.
 
 On a shared or virtual machine, ``n`` cores do not always run ``n`` processes at
-full speed. On this project's 2-vCPU machines a small compute kernel (its arrays
-in L2) ran 2.1x slower in each of two processes at once than alone in one
-minute, and no slower in the next (one-off runs, 2026-12-02). A parallel speedup
-measured in such a minute says more about the machine than about the code: run
+full speed, and what they give can change from one minute to the next
+(``benchmarks/RESULTS.md`` has readings). A parallel speedup measured in a slow
+minute says more about the machine than about the code: run
 :class:`CapacityProbe` between a benchmark's rounds and report what it saw next
 to the speedup.
 
@@ -33,7 +32,7 @@ __all__ = ["CapacityProbe", "KERNELS", "kernel_seconds"]
 #: The kernels, by kind: float64 elements in each of their two arrays, and passes
 #: per timing. ``compute``: 256 KiB arrays, in any core's L2, about 10 ms;
 #: ``memory``: 32 MiB arrays, past a shared L3, so the processes share memory
-#: bandwidth, about 15 ms (2026 server cores).
+#: bandwidth, about 15 ms (on current server cores).
 KERNELS: dict[str, tuple[int, int]] = {"compute": (32_000, 500), "memory": (4_000_000, 4)}
 
 _ARRAYS: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # made once per process: no page faults timed

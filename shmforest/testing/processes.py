@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import psutil
 
-__all__ = ["ProcessTreeSample", "ProcessTreeMonitor", "sample_process_tree", "live_workers"]
+__all__ = ["ProcessTreeMonitor", "ProcessTreeSample", "live_workers", "sample_process_tree"]
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def is_multiprocessing_helper(proc: psutil.Process) -> bool:
 def live_workers(root: psutil.Process | None = None) -> list[psutil.Process]:
     """Live descendants of ``root`` (default: this process), multiprocessing's helpers left out."""
     root = root or psutil.Process()
-    out = []
+    out: list[psutil.Process] = []
     try:
         children = root.children(recursive=True)
     except psutil.Error:
