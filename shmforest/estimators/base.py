@@ -19,6 +19,7 @@ from sklearn.metrics import accuracy_score, r2_score
 from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
 
 from shmforest.estimators.batch import DEFAULT_EXECUTOR, Targets, TreePlan, TreeResults, fit_models
+from shmforest.estimators.class_weight import resolve_class_weight
 from shmforest.estimators.validation import (
     FOREST_CONSTRAINTS,
     PARAMETER_CONSTRAINTS,
@@ -32,6 +33,7 @@ from shmforest.budget import usable_cores
 from shmforest.executors.base import in_task
 from shmforest.tree.builder import TreeParams
 from shmforest.tree.ensemble import ForestArrays
+from shmforest.tree.tasks import FitOptions
 from shmforest.tree.tree import Tree
 
 __all__ = ["TreeModel", "BaseDecisionTree", "BaseForest", "ClassifierBase", "predict_threads"]
@@ -107,6 +109,17 @@ class TreeModel(BaseEstimator):
             n_classes=len(targets.classes) if is_classifier(self) and targets.classes is not None else 0,
         )
 
+    def _fit_options(self, targets: Targets, bootstrap: bool = False) -> FitOptions:
+        """What each tree task does besides growing: class weights (classifiers), pruning."""
+        class_weight, subsample = None, False
+        if is_classifier(self) and targets.classes is not None:
+            class_weight, subsample = resolve_class_weight(
+                getattr(self, "class_weight", None), targets.y, targets.codes, targets.classes,
+                forest=isinstance(self, BaseForest), bootstrap=bootstrap,
+                warm_start=bool(getattr(self, "warm_start", False)), sample_weight=targets.sample_weight,
+            )
+        return FitOptions(class_weight, subsample, float(getattr(self, "ccp_alpha", 0.0)))
+
     def _set_data_attributes(self, targets: Targets) -> None:
         self.n_features_in_ = targets.n_features
         self.n_outputs_ = 1
@@ -149,7 +162,7 @@ class BaseDecisionTree(TreeModel):
         params = self._tree_params(targets)
         seed = int(check_random_state(self.random_state).randint(MAX_SEED))
         # One task; inside it the builder hands subtrees to the executor running it.
-        return TreePlan(self, params, [seed], parallel=True, max_bins=self.max_bins)
+        return TreePlan(self, params, [seed], parallel=True, max_bins=self.max_bins, options=self._fit_options(targets))
 
     def _assemble(self, plan: TreePlan, results: TreeResults, targets: Targets) -> None:
         self._set_fitted(results.trees[0], targets, plan.params.max_features)
@@ -227,6 +240,7 @@ class BaseForest(TreeModel):
             oob=oob,
             max_bins=self.max_bins,
             kept=kept,
+            options=self._fit_options(targets, bootstrap=self.bootstrap),
         )
         if plan.oob:
             plan.oob_refits = [(e.tree_, int(e.random_state)) for e in kept]

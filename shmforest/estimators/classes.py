@@ -24,6 +24,7 @@ from sklearn.utils._param_validation import StrOptions
 
 from shmforest.estimators.base import BaseDecisionTree, BaseForest, ClassifierBase
 from shmforest.estimators.batch import DEFAULT_EXECUTOR
+from shmforest.estimators.class_weight import FOREST_CLASS_WEIGHT, TREE_CLASS_WEIGHT
 
 __all__ = [
     "RandomForestClassifier",
@@ -57,6 +58,9 @@ class DecisionTreeClassifier(ClassifierMixin, ClassifierBase, BaseDecisionTree):
         Most leaves the tree may have.
     min_impurity_decrease : float, default 0.0
         A split must decrease the weighted impurity at least this much.
+    class_weight : dict, "balanced" or None, default None
+        Weight of each class, multiplying the sample weights: ``{label: weight}``, or
+        "balanced" (``n_samples / (n_classes * np.bincount(y))``), as in scikit-learn.
     max_bins : int, default 256
         Quantile bins per feature (2 to 256); exact when a feature has fewer values.
     executor : str or Executor, default "thread"
@@ -77,7 +81,9 @@ class DecisionTreeClassifier(ClassifierMixin, ClassifierBase, BaseDecisionTree):
     indicator matrix, so as not to depend on scipy.
     """
 
-    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {**BaseDecisionTree._parameter_constraints, **_CLASSIFICATION_CRITERIA}
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **BaseDecisionTree._parameter_constraints, **_CLASSIFICATION_CRITERIA, **TREE_CLASS_WEIGHT
+    }
 
     def __init__(
         self,
@@ -90,6 +96,7 @@ class DecisionTreeClassifier(ClassifierMixin, ClassifierBase, BaseDecisionTree):
         random_state: int | np.random.RandomState | None = None,
         max_leaf_nodes: int | None = None,
         min_impurity_decrease: float = 0.0,
+        class_weight: dict[Any, float] | list[dict[Any, float]] | str | None = None,
         max_bins: int = 256,
         executor: str | Executor = DEFAULT_EXECUTOR,
         n_jobs: int | None = None,
@@ -102,6 +109,7 @@ class DecisionTreeClassifier(ClassifierMixin, ClassifierBase, BaseDecisionTree):
         self.random_state = random_state
         self.max_leaf_nodes = max_leaf_nodes
         self.min_impurity_decrease = min_impurity_decrease
+        self.class_weight = class_weight
         self.max_bins = max_bins
         self.executor = executor
         self.n_jobs = n_jobs
@@ -178,6 +186,9 @@ class RandomForestClassifier(ClassifierMixin, ClassifierBase, BaseForest):
         Draw a progress bar (trees done, elapsed) on stderr.
     warm_start : bool, default False
         Keep the fitted trees and add ``n_estimators - len(estimators_)`` more.
+    class_weight : dict, "balanced", "balanced_subsample" or None, default None
+        Weight of each class, as in :class:`DecisionTreeClassifier`; "balanced_subsample"
+        balances each tree's bootstrap sample (computed from its counts in the tree's task).
     max_samples : int, float or None, default None
         Draws per bootstrap sample (a float is a fraction of the samples).
     max_bins : int, default 256
@@ -197,7 +208,9 @@ class RandomForestClassifier(ClassifierMixin, ClassifierBase, BaseForest):
         out gets zeros and a warning, as in scikit-learn.
     """
 
-    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {**BaseForest._parameter_constraints, **_CLASSIFICATION_CRITERIA}
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **BaseForest._parameter_constraints, **_CLASSIFICATION_CRITERIA, **FOREST_CLASS_WEIGHT
+    }
     _tree_class = DecisionTreeClassifier
 
     def __init__(
@@ -217,11 +230,13 @@ class RandomForestClassifier(ClassifierMixin, ClassifierBase, BaseForest):
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
         warm_start: bool = False,
+        class_weight: dict[Any, float] | list[dict[Any, float]] | str | None = None,
         max_samples: int | float | None = None,
         max_bins: int = 256,
         executor: str | Executor = DEFAULT_EXECUTOR,
     ) -> None:
         self.n_estimators = n_estimators
+        self.class_weight = class_weight
         self.criterion = criterion
         self.max_depth = max_depth
         self.min_samples_split = min_samples_split
