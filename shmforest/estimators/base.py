@@ -14,8 +14,9 @@ import warnings
 from typing import Any, ClassVar
 
 import numpy as np
-from sklearn.base import BaseEstimator, is_classifier
+from sklearn.base import BaseEstimator, clone, is_classifier
 from sklearn.metrics import accuracy_score, r2_score
+from sklearn.utils import Bunch
 from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
 
 from shmforest.estimators.batch import DEFAULT_EXECUTOR, Targets, TreePlan, TreeResults, fit_models
@@ -33,6 +34,7 @@ from shmforest.budget import usable_cores
 from shmforest.executors.base import in_task
 from shmforest.tree.builder import TreeParams
 from shmforest.tree.ensemble import ForestArrays
+from shmforest.tree.pruning import pruning_path
 from shmforest.tree.tasks import FitOptions
 from shmforest.tree.tree import Tree
 
@@ -59,6 +61,7 @@ class TreeModel(BaseEstimator):
     max_features: int | float | str | None
     max_leaf_nodes: int | None
     min_impurity_decrease: float
+    ccp_alpha: float
     random_state: Any
     max_bins: int
     executor: Any
@@ -118,7 +121,7 @@ class TreeModel(BaseEstimator):
                 forest=isinstance(self, BaseForest), bootstrap=bootstrap,
                 warm_start=bool(getattr(self, "warm_start", False)), sample_weight=targets.sample_weight,
             )
-        return FitOptions(class_weight, subsample, float(getattr(self, "ccp_alpha", 0.0)))
+        return FitOptions(class_weight, subsample, float(self.ccp_alpha))
 
     def _set_data_attributes(self, targets: Targets) -> None:
         self.n_features_in_ = targets.n_features
@@ -171,6 +174,21 @@ class BaseDecisionTree(TreeModel):
         self._set_data_attributes(targets)
         self.max_features_ = max_features
         self.tree_ = tree
+
+    def cost_complexity_pruning_path(self, X: Any, y: Any, sample_weight: Any = None) -> Bunch:
+        """The pruning path of minimal cost-complexity pruning, as scikit-learn computes it.
+
+        A clone with ``ccp_alpha=0`` is fitted on ``(X, y)``; its weakest-link pruning path
+        is returned (:func:`shmforest.tree.pruning.pruning_path`).
+
+        Returns
+        -------
+        Bunch
+            ``ccp_alphas``: the effective alphas of the subtrees along the path, from 0;
+            ``impurities``: the total leaf impurity of the subtree at each.
+        """
+        grown = clone(self).set_params(ccp_alpha=0.0).fit(X, y, sample_weight)
+        return Bunch(**pruning_path(grown.tree_))
 
     def apply(self, X: Any) -> np.ndarray:
         """The index of the leaf each sample ends in."""
@@ -290,6 +308,7 @@ class BaseForest(TreeModel):
             random_state=random_state,
             max_leaf_nodes=self.max_leaf_nodes,
             min_impurity_decrease=self.min_impurity_decrease,
+            ccp_alpha=self.ccp_alpha,
             max_bins=self.max_bins,
         )
 

@@ -16,6 +16,7 @@ import numpy as np
 from shmforest.shared import SharedDataset
 from shmforest.tree.binning import Binner
 from shmforest.tree.builder import TreeBuilder, TreeParams
+from shmforest.tree.pruning import prune_tree
 from shmforest.tree.tree import Tree
 
 __all__ = [
@@ -138,6 +139,8 @@ def fit_tree(
     # The builder multiplies data["w"] by these per-sample factors, fractional ones included.
     counts, multipliers = _draws_and_multipliers(data, seed, bootstrap, n_draws, options, params.n_classes)
     tree = TreeBuilder(params).build(data, seed, sample_counts=multipliers, parallel=parallel, delegate=delegate)
+    # Pruned here, before the out-of-bag predictions, which are the pruned tree's.
+    tree = prune_tree(tree, options.ccp_alpha)
     if oob and counts is not None:
         rows = np.flatnonzero(counts == 0)
         return tree, (rows.astype(np.int32), tree.predict(data["X"][rows]))
