@@ -116,6 +116,7 @@ class Targets:
     values: np.ndarray | None = None  # regression: float64 targets
     y: Any = None  # as given, for scoring callables
     sample_weight: np.ndarray | None = None  # checked, for what weighs classes by it
+    X: np.ndarray | None = None  # checked, for what models keep about the training rows (quantile forests)
 
 
 @dataclass
@@ -172,7 +173,7 @@ def fit_models(
     Xa, y = _check_data(models, X, y)
     n_samples, n_features = Xa.shape
     w = None if sample_weight is None else _check_sample_weight(sample_weight, Xa, dtype=np.float64, ensure_non_negative=True)
-    targets = Targets(n_samples, n_features, y=y, sample_weight=w)
+    targets = Targets(n_samples, n_features, y=y, sample_weight=w, X=Xa)
     if any(is_classifier(m) for m in models):
         check_classification_targets(y)
         targets.classes, targets.codes = encode_classes(y)

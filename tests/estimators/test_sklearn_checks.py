@@ -17,6 +17,7 @@ from shmforest import (
     DecisionTreeClassifier,
     DecisionTreeRegressor,
     RandomForestClassifier,
+    RandomForestQuantileRegressor,
     RandomForestRegressor,
 )
 
@@ -24,14 +25,20 @@ from shmforest import (
 ESTIMATORS = [
     RandomForestClassifier(n_estimators=5, executor="serial", random_state=0),
     RandomForestRegressor(n_estimators=5, executor="serial", random_state=0),
+    RandomForestQuantileRegressor(n_estimators=5, executor="serial", random_state=0),
     DecisionTreeClassifier(executor="serial", random_state=0),
     DecisionTreeRegressor(executor="serial", random_state=0),
 ]
 
 
+#: Ours without a scikit-learn namesake, and the scikit-learn estimator closest to each.
+COUNTERPARTS = {"RandomForestQuantileRegressor": "RandomForestRegressor"}
+
+
 def sklearn_counterpart(estimator: BaseEstimator) -> BaseEstimator:
-    """scikit-learn's estimator of the same name."""
+    """scikit-learn's estimator of the same name (or the closest, :data:`COUNTERPARTS`)."""
     name = type(estimator).__name__
+    name = COUNTERPARTS.get(name, name)
     module = sklearn.ensemble if name.startswith("RandomForest") else sklearn.tree
     return getattr(module, name)()
 
