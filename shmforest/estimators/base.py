@@ -98,6 +98,18 @@ class TreeModel(BaseEstimator):
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, self._fitted_attribute)
 
+    def to_sklearn(self) -> Any:
+        """The equivalent fitted scikit-learn estimator, holding the same trees.
+
+        ``sklearn.tree.DecisionTreeClassifier`` for a ``DecisionTreeClassifier``, and so
+        on; tools that read scikit-learn trees (``export_text``, skl2onnx, shap) then
+        work. Its predictions equal ours to float rounding (see
+        :mod:`shmforest.estimators.export` for thresholds and float32).
+        """
+        from shmforest.estimators.export import to_sklearn  # imports scikit-learn's forests only when asked
+
+        return to_sklearn(self)
+
     def _tree_params(self, targets: Targets) -> TreeParams:
         n_samples, n_features = targets.n_samples, targets.n_features
         leaf = resolve_min_samples_leaf(self.min_samples_leaf, n_samples)
