@@ -21,6 +21,7 @@ if TYPE_CHECKING:
         DecisionTreeClassifier,
         DecisionTreeRegressor,
         RandomForestClassifier,
+        RandomForestQuantileRegressor,
         RandomForestRegressor,
         fit_many,
     )
@@ -52,6 +53,7 @@ _EXPORTS = {
     "DecisionTreeRegressor": "shmforest.estimators",
     "RandomForestClassifier": "shmforest.estimators",
     "RandomForestRegressor": "shmforest.estimators",
+    "RandomForestQuantileRegressor": "shmforest.estimators",
     "fit_many": "shmforest.estimators",
 }
 

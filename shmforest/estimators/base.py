@@ -14,11 +14,13 @@ import warnings
 from typing import Any, ClassVar
 
 import numpy as np
-from sklearn.base import BaseEstimator, is_classifier
+from sklearn.base import BaseEstimator, clone, is_classifier
 from sklearn.metrics import accuracy_score, r2_score
+from sklearn.utils import Bunch
 from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
 
 from shmforest.estimators.batch import DEFAULT_EXECUTOR, Targets, TreePlan, TreeResults, fit_models
+from shmforest.estimators.class_weight import resolve_class_weight
 from shmforest.estimators.validation import (
     FOREST_CONSTRAINTS,
     PARAMETER_CONSTRAINTS,
@@ -32,6 +34,8 @@ from shmforest.budget import usable_cores
 from shmforest.executors.base import in_task
 from shmforest.tree.builder import TreeParams
 from shmforest.tree.ensemble import ForestArrays
+from shmforest.tree.pruning import pruning_path
+from shmforest.tree.tasks import FitOptions
 from shmforest.tree.tree import Tree
 
 __all__ = ["TreeModel", "BaseDecisionTree", "BaseForest", "ClassifierBase", "predict_threads"]
@@ -57,6 +61,7 @@ class TreeModel(BaseEstimator):
     max_features: int | float | str | None
     max_leaf_nodes: int | None
     min_impurity_decrease: float
+    ccp_alpha: float
     random_state: Any
     max_bins: int
     executor: Any
@@ -93,6 +98,18 @@ class TreeModel(BaseEstimator):
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, self._fitted_attribute)
 
+    def to_sklearn(self) -> Any:
+        """The equivalent fitted scikit-learn estimator, holding the same trees.
+
+        ``sklearn.tree.DecisionTreeClassifier`` for a ``DecisionTreeClassifier``, and so
+        on; tools that read scikit-learn trees (``export_text``, skl2onnx, shap) then
+        work. Its predictions equal ours to float rounding (see
+        :mod:`shmforest.estimators.export` for thresholds and float32).
+        """
+        from shmforest.estimators.export import to_sklearn  # imports scikit-learn's forests only when asked
+
+        return to_sklearn(self)
+
     def _tree_params(self, targets: Targets) -> TreeParams:
         n_samples, n_features = targets.n_samples, targets.n_features
         leaf = resolve_min_samples_leaf(self.min_samples_leaf, n_samples)
@@ -106,6 +123,17 @@ class TreeModel(BaseEstimator):
             max_leaf_nodes=self.max_leaf_nodes,
             n_classes=len(targets.classes) if is_classifier(self) and targets.classes is not None else 0,
         )
+
+    def _fit_options(self, targets: Targets, bootstrap: bool = False) -> FitOptions:
+        """What each tree task does besides growing: class weights (classifiers), pruning."""
+        class_weight, subsample = None, False
+        if is_classifier(self) and targets.classes is not None:
+            class_weight, subsample = resolve_class_weight(
+                getattr(self, "class_weight", None), targets.y, targets.codes, targets.classes,
+                forest=isinstance(self, BaseForest), bootstrap=bootstrap,
+                warm_start=bool(getattr(self, "warm_start", False)), sample_weight=targets.sample_weight,
+            )
+        return FitOptions(class_weight, subsample, float(self.ccp_alpha))
 
     def _set_data_attributes(self, targets: Targets) -> None:
         self.n_features_in_ = targets.n_features
@@ -149,7 +177,7 @@ class BaseDecisionTree(TreeModel):
         params = self._tree_params(targets)
         seed = int(check_random_state(self.random_state).randint(MAX_SEED))
         # One task; inside it the builder hands subtrees to the executor running it.
-        return TreePlan(self, params, [seed], parallel=True, max_bins=self.max_bins)
+        return TreePlan(self, params, [seed], parallel=True, max_bins=self.max_bins, options=self._fit_options(targets))
 
     def _assemble(self, plan: TreePlan, results: TreeResults, targets: Targets) -> None:
         self._set_fitted(results.trees[0], targets, plan.params.max_features)
@@ -158,6 +186,21 @@ class BaseDecisionTree(TreeModel):
         self._set_data_attributes(targets)
         self.max_features_ = max_features
         self.tree_ = tree
+
+    def cost_complexity_pruning_path(self, X: Any, y: Any, sample_weight: Any = None) -> Bunch:
+        """The pruning path of minimal cost-complexity pruning, as scikit-learn computes it.
+
+        A clone with ``ccp_alpha=0`` is fitted on ``(X, y)``; its weakest-link pruning path
+        is returned (:func:`shmforest.tree.pruning.pruning_path`).
+
+        Returns
+        -------
+        Bunch
+            ``ccp_alphas``: the effective alphas of the subtrees along the path, from 0;
+            ``impurities``: the total leaf impurity of the subtree at each.
+        """
+        grown = clone(self).set_params(ccp_alpha=0.0).fit(X, y, sample_weight)
+        return Bunch(**pruning_path(grown.tree_))
 
     def apply(self, X: Any) -> np.ndarray:
         """The index of the leaf each sample ends in."""
@@ -227,6 +270,7 @@ class BaseForest(TreeModel):
             oob=oob,
             max_bins=self.max_bins,
             kept=kept,
+            options=self._fit_options(targets, bootstrap=self.bootstrap),
         )
         if plan.oob:
             plan.oob_refits = [(e.tree_, int(e.random_state)) for e in kept]
@@ -276,6 +320,7 @@ class BaseForest(TreeModel):
             random_state=random_state,
             max_leaf_nodes=self.max_leaf_nodes,
             min_impurity_decrease=self.min_impurity_decrease,
+            ccp_alpha=self.ccp_alpha,
             max_bins=self.max_bins,
         )
 

@@ -115,6 +115,8 @@ class Targets:
     codes: np.ndarray | None = None  # classification: class index per sample, int32
     values: np.ndarray | None = None  # regression: float64 targets
     y: Any = None  # as given, for scoring callables
+    sample_weight: np.ndarray | None = None  # checked, for what weighs classes by it
+    X: np.ndarray | None = None  # checked, for what models keep about the training rows (quantile forests)
 
 
 @dataclass
@@ -131,6 +133,7 @@ class TreePlan:
     oob_refits: list[tuple[Tree, int]] = field(default_factory=list)  # warm-started trees needing oob
     kept: list[Any] = field(default_factory=list)  # fitted estimators warm_start keeps
     max_bins: int = 256
+    options: tree_tasks.FitOptions = field(default_factory=tree_tasks.FitOptions)  # class weights, pruning
 
     @property
     def regression(self) -> bool:
@@ -170,7 +173,7 @@ def fit_models(
     Xa, y = _check_data(models, X, y)
     n_samples, n_features = Xa.shape
     w = None if sample_weight is None else _check_sample_weight(sample_weight, Xa, dtype=np.float64, ensure_non_negative=True)
-    targets = Targets(n_samples, n_features, y=y)
+    targets = Targets(n_samples, n_features, y=y, sample_weight=w, X=Xa)
     if any(is_classifier(m) for m in models):
         check_classification_targets(y)
         targets.classes, targets.codes = encode_classes(y)
@@ -314,9 +317,10 @@ def _run(
     for plan in plans:
         data = datasets[plan.regression]
         for seed in plan.seeds:
-            tasks.append((tree_tasks.fit_tree, (data, plan.params, seed, plan.bootstrap, plan.n_draws, plan.parallel, plan.oob)))
+            tasks.append((tree_tasks.fit_tree, (data, plan.params, seed, plan.bootstrap, plan.n_draws, plan.parallel,
+                                                plan.oob, plan.options)))
         for tree, seed in plan.oob_refits:
-            tasks.append((tree_tasks.oob_predict, (data, tree, seed, plan.n_draws)))
+            tasks.append((tree_tasks.oob_predict, (data, tree, seed, plan.n_draws, plan.options)))
     bar = ProgressBar(len(tasks), label or "fitting trees") if verbose else None
     try:
         if _drives_here(plans, tasks, pool):

