@@ -10,6 +10,7 @@ the process that called ``fit``).
 from __future__ import annotations
 
 import numpy as np
+import numpy.random  # noqa: F401 - loaded by the first bootstrap otherwise, in every fresh worker
 
 from shmforest.shared import SharedDataset
 from shmforest.tree.binning import Binner
