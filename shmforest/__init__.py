@@ -15,7 +15,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from shmforest.budget import ProcessBudget, usable_cores
+    from shmforest.budget import ProcessBudget
+    from shmforest.cores import usable_cores
     from shmforest.errors import ShmforestError
     from shmforest.estimators import (
         DecisionTreeClassifier,
@@ -42,7 +43,7 @@ _EXPORTS = {
     "SharedArray": "shmforest.shared",
     "SharedDataset": "shmforest.shared",
     "ProcessBudget": "shmforest.budget",
-    "usable_cores": "shmforest.budget",
+    "usable_cores": "shmforest.cores",
     "ShmforestError": "shmforest.errors",
     "Executor": "shmforest.executors",
     "available_executors": "shmforest.executors",

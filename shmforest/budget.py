@@ -28,22 +28,22 @@ for microseconds, which is not waiting for a token.
 
 from __future__ import annotations
 
-import atexit
 import fcntl
 import math
 import mmap
 import os
 import re
-import secrets
 import threading
 import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from multiprocessing import resource_tracker
 
+from shmforest import lifecycle
+from shmforest.cores import usable_cores
 from shmforest.errors import BudgetError, BudgetWarning, NestingDepthError
-from shmforest.shared import SEGMENT_PREFIX, ensure_tracker
+from shmforest.liveness import current_process, is_alive, start_time
+from shmforest.shared import SEGMENT_PREFIX, create_segment, unlink_segment
 
 try:  # POSIX only, as in shared.py
     import _posixshmem
@@ -57,7 +57,6 @@ __all__ = [
     "MAX_DEPTH_ENV_VAR",
     "DEFAULT_MAX_DEPTH",
     "ProcessBudget",
-    "usable_cores",
     "default_budget",
     "default_budget_segment",
     "nesting_depth",
@@ -84,145 +83,6 @@ _MAGIC = 0x3144_5542_464D_4853  # b"SHMFBUD1" little-endian
 _H_MAGIC, _H_SIZE, _H_OWNER_PID, _H_OWNER_START, _H_FREE, _H_RECLAIMED, _H_CLOSED = range(7)
 _HEADER_WORDS = 8
 _PEEK_RECLAIM_S = 0.2  # how stale a lock-free "no tokens" answer may be before a real look
-
-
-# --------------------------------------------------------------------------- processes
-
-
-def _proc_start_time(pid: int) -> int | None:
-    """Start time of a live (not zombie) process in clock ticks, or None if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    except OSError:  # pragma: no cover - no procfs (macOS): ask psutil
-        return _psutil_start_time(pid)
-    fields = data[data.rindex(b")") + 2 :].split()
-    if fields[0] in (b"Z", b"X", b"x"):  # exited, waiting to be reaped: holds no CPU
-        return None
-    return int(fields[19])  # field 22 of stat(5); fields[0] is field 3
-
-
-def _psutil_start_time(pid: int) -> int | None:  # pragma: no cover - non-Linux
-    import psutil
-
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return None
-        return int(proc.create_time() * 100)
-    except psutil.Error:
-        return None
-
-
-_SELF: tuple[int, int] | None = None
-
-
-def _me() -> tuple[int, int]:
-    """This process's lease identity (pid, start time), cached per pid."""
-    global _SELF
-    pid = os.getpid()
-    if _SELF is None or _SELF[0] != pid:
-        _SELF = (pid, _proc_start_time(pid) or 0)
-    return _SELF
-
-
-def _alive(pid: int, start: int) -> bool:
-    me = _me()
-    if pid == me[0]:
-        return start == me[1]  # else an earlier holder of our pid
-    return _proc_start_time(pid) == start
-
-
-# --------------------------------------------------------------------------- cores
-
-
-def usable_cores() -> tuple[int, str]:
-    """How many cores this process may use, and which limit decided it.
-
-    Takes the smallest of the CPU affinity mask and a cgroup (v2 or v1) CPU quota,
-    rounded up; a quota of 1.5 cores gives 2.
-
-    Returns
-    -------
-    count : int
-        At least 1.
-    source : str
-        ``"affinity"``, ``"cgroup v2 quota"``, ``"cgroup v1 quota"`` or
-        ``"os.cpu_count"``.
-    """
-    try:
-        count, source = len(os.sched_getaffinity(0)), "affinity"
-    except (AttributeError, OSError):  # pragma: no cover - macOS
-        count, source = os.cpu_count() or 1, "os.cpu_count"
-    quota = _cgroup_cpu_quota()
-    if quota is not None and math.ceil(quota[0]) < count:
-        count, source = math.ceil(quota[0]), quota[1]
-    return max(1, count), source
-
-
-def _cgroup_cpu_quota(root: str = "/sys/fs/cgroup", proc_cgroup: str = "/proc/self/cgroup") -> tuple[float, str] | None:
-    """The tightest CPU quota (in cores) of this process's cgroups, or None if unlimited."""
-    try:
-        with open(proc_cgroup) as f:
-            lines = f.read().splitlines()
-    except OSError:
-        lines = []
-    v2_path, v1_path = "/", "/"
-    for line in lines:
-        parts = line.split(":", 2)
-        if len(parts) != 3:
-            continue
-        if parts[0] == "0" and parts[1] == "":
-            v2_path = parts[2]
-        elif "cpu" in parts[1].split(","):
-            v1_path = parts[2]
-    best: tuple[float, str] | None = None
-    for directory in _ancestors(root, v2_path) + _ancestors(os.path.join(root, "unified"), v2_path):
-        limit = _read_cpu_max(os.path.join(directory, "cpu.max"))
-        if limit is not None and (best is None or limit < best[0]):
-            best = (limit, "cgroup v2 quota")
-    for controller in ("cpu", "cpu,cpuacct", "cpuacct,cpu"):
-        for directory in _ancestors(os.path.join(root, controller), v1_path):
-            limit = _read_cfs_quota(directory)
-            if limit is not None and (best is None or limit < best[0]):
-                best = (limit, "cgroup v1 quota")
-    return best
-
-
-def _ancestors(mount: str, path: str) -> list[str]:
-    """``mount/path`` and each directory above it up to ``mount`` (inside a container the
-    process's own cgroup is often the mount's root)."""
-    parts = [p for p in path.split("/") if p and p != ".."]
-    return [os.path.join(mount, *parts[:i]) for i in range(len(parts), -1, -1)]
-
-
-def _read_cpu_max(path: str) -> float | None:
-    try:
-        with open(path) as f:
-            quota, _, period = f.read().strip().partition(" ")
-    except OSError:
-        return None
-    if quota == "max" or not period:
-        return None
-    try:
-        return max(int(quota) / int(period), 0.01)
-    except (ValueError, ZeroDivisionError):
-        return None
-
-
-def _read_cfs_quota(directory: str) -> float | None:
-    try:
-        with open(os.path.join(directory, "cpu.cfs_quota_us")) as f:
-            quota = int(f.read().strip())
-        with open(os.path.join(directory, "cpu.cfs_period_us")) as f:
-            period = int(f.read().strip())
-    except (OSError, ValueError):
-        return None
-    if quota <= 0 or period <= 0:
-        return None
-    return max(quota / period, 0.01)
 
 
 def _default_size() -> int:
@@ -324,7 +184,7 @@ class _State:
             if pid:
                 key = (pid, w[i + 1])
                 if key not in verdict:
-                    verdict[key] = _alive(*key)
+                    verdict[key] = is_alive(*key)
                 if not verdict[key]:
                     w[i] = w[i + 1] = 0
                     freed += 1
@@ -374,30 +234,16 @@ def _open_state(name: str) -> _State:
 
 
 def _create_state(size: int) -> _State:
-    if _posixshmem is None:  # pragma: no cover
-        raise OSError("a process budget needs a POSIX system")
-    ensure_tracker()
     nbytes = 8 * (_HEADER_WORDS + 2 * size)
-    for _ in range(8):
-        name = _NAME_PREFIX + secrets.token_hex(12)
-        try:
-            fd = _posixshmem.shm_open("/" + name, os.O_CREAT | os.O_EXCL | os.O_RDWR, mode=0o600)
-            break
-        except FileExistsError:  # pragma: no cover - 96 random bits
-            continue
-    else:  # pragma: no cover
-        raise FileExistsError("could not find a free shared-memory name")
+    name, fd = create_segment(nbytes, prefix=_NAME_PREFIX)
     try:
-        os.ftruncate(fd, nbytes)
         mm = mmap.mmap(fd, nbytes)
     except BaseException:
         os.close(fd)
-        _posixshmem.shm_unlink("/" + name)
+        unlink_segment(name)
         raise
-    # Registered so the tracker removes the block if this process is killed.
-    resource_tracker.register("/" + name, "shared_memory")
     words = memoryview(mm).cast("q")
-    pid, start = _me()
+    pid, start = current_process()
     words[_H_SIZE], words[_H_OWNER_PID], words[_H_OWNER_START], words[_H_FREE] = size, pid, start, size
     words[_H_MAGIC] = _MAGIC  # last: a joiner that sees the magic sees the rest
     words.release()
@@ -417,7 +263,6 @@ def _after_fork_in_child() -> None:
         state.lock = threading.Lock()
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 # --------------------------------------------------------------------------- the budget
@@ -527,7 +372,7 @@ class ProcessBudget:
         """Take up to ``n`` tokens without waiting; return how many were taken (0..n)."""
         n = _check_count(n)
         state = self._live_state()
-        pid, start = _me()
+        pid, start = current_process()
         with state.locked() as w:
             if w[_H_FREE] < n:
                 state.reclaim(w)
@@ -552,7 +397,7 @@ class ProcessBudget:
         """
         n = _check_count(n)
         state = self._live_state()
-        pid, start = _me()
+        pid, start = current_process()
         with state.locked() as w:
             freed = _free_slots(state, w, pid, start, n)
         if freed < n:
@@ -584,11 +429,22 @@ class ProcessBudget:
                     out[int(w[i])] = out.get(int(w[i]), 0) + 1
             return out
 
-    # -- leases on behalf of other processes (the worker pool) ---------------
-    def _lease_to(self, pid: int, start: int) -> None:
-        """Hand one token this process holds to process ``(pid, start)``."""
+    # -- leases on behalf of other processes: what a pool (or a plugin's) builds on -------
+    def lease_to(self, pid: int, start: int) -> None:
+        """Hand one token this process holds to process ``(pid, start)``.
+
+        A pool takes a token (:meth:`try_acquire`), starts a worker, and leases the
+        token to it, so the token is the worker's while it lives and is reclaimed if
+        it dies, even when its owner cannot give it back. ``start`` is the worker's
+        start time (:func:`shmforest.liveness.start_time`).
+
+        Raises
+        ------
+        BudgetError
+            This process holds no token of this budget.
+        """
         state = self._live_state()
-        me, my_start = _me()
+        me, my_start = current_process()
         with state.locked() as w:
             for i in range(_HEADER_WORDS, _HEADER_WORDS + 2 * state.size, 2):
                 if w[i] == me and w[i + 1] == my_start:
@@ -596,8 +452,12 @@ class ProcessBudget:
                     return
         raise BudgetError(f"process {me} holds no token of budget {self._name!r} to hand over")
 
-    def _release_lease(self, pid: int, start: int) -> bool:
-        """Free one token leased to ``(pid, start)``; False if it was already reclaimed."""
+    def release_lease(self, pid: int, start: int) -> bool:
+        """Free one token leased to ``(pid, start)``: when that worker exits.
+
+        Returns False if the lease was already reclaimed (its holder died and a
+        later :meth:`try_acquire` freed it) or the budget was closed.
+        """
         state = self._state
         if state is None:
             return False
@@ -607,8 +467,9 @@ class ProcessBudget:
         except BudgetError:  # closed: nothing left to give back to
             return False
 
-    def _peek_available(self) -> int:
-        """Free tokens, read without the lock; for "is it worth asking" decisions.
+    def peek_available(self) -> int:
+        """Free tokens, read without the lock; for "is it worth asking" decisions
+        such as an executor's ``free_workers()``.
 
         A "none" answer older than a moment triggers a real look, so tokens of
         processes that died are not missed for long.
@@ -649,11 +510,7 @@ class ProcessBudget:
                     f"{state.size}, {free} free, {sum(held.values())} still held ({who}); "
                     "something took tokens and never released them"
                 )
-            try:
-                _posixshmem.shm_unlink("/" + state.name)
-            except FileNotFoundError:  # pragma: no cover
-                pass
-            resource_tracker.unregister("/" + state.name, "shared_memory")
+            unlink_segment(state.name)
             state.owner_pid = None
         with _STATES_LOCK:
             state.refs -= 1
@@ -756,4 +613,11 @@ def _close_owned_at_exit() -> None:
             handle.close()
 
 
-atexit.register(_close_owned_at_exit)
+def _at_exit(reason: lifecycle.ExitReason) -> None:
+    # Not on SIGTERM: the handler may interrupt this process's own budget calls,
+    # whose lock is not re-entrant; the resource tracker removes the block then.
+    if reason != "sigterm":
+        _close_owned_at_exit()
+
+
+lifecycle.register("budgets", at_exit=_at_exit, after_fork=_after_fork_in_child)

@@ -27,21 +27,19 @@ before forking.
 
 from __future__ import annotations
 
-import atexit
 import errno
 import mmap
 import os
 import secrets
-import signal
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from multiprocessing import resource_tracker
-from types import FrameType
 from typing import Any
 
 import numpy as np
 
+from shmforest import lifecycle
 from shmforest.errors import SegmentNotFoundError, SharedArrayClosedError, SharedMemoryFullError
 
 try:  # POSIX only; the stdlib's own SharedMemory is built on it.
@@ -55,8 +53,13 @@ __all__ = [
     "SharedDataset",
     "SEGMENT_PREFIX",
     "close_owned",
+    "create_segment",
+    "is_placeable",
+    "map_arguments",
+    "place_arguments",
     "ensure_tracker",
     "owned_segments",
+    "unlink_segment",
 ]
 
 #: Every block this package creates is named with this prefix, so a leak is easy to spot.
@@ -87,40 +90,21 @@ class _Segment:
 
     @classmethod
     def create(cls, nbytes: int) -> _Segment:
-        if _posixshmem is None:  # pragma: no cover
-            raise OSError("shared memory segments need a POSIX system")
         size = max(int(nbytes), 1)  # a zero-length mapping is not allowed
-        free = _free_shm_bytes()
-        if free is not None and size > free:
-            raise SharedMemoryFullError(
-                f"cannot place {size:,} bytes in shared memory: {_SHM_DIR} has only "
-                f"{free:,} bytes free (enlarge it, e.g. docker --shm-size, or place less)"
-            )
-        ensure_tracker()
-        for _ in range(8):
-            name = SEGMENT_PREFIX + secrets.token_hex(12)
-            try:
-                fd = _posixshmem.shm_open("/" + name, os.O_CREAT | os.O_EXCL | os.O_RDWR, mode=0o600)
-                break
-            except FileExistsError:  # pragma: no cover - 96 random bits
-                continue
-        else:  # pragma: no cover
-            raise FileExistsError("could not find a free shared-memory name")
+        name, fd = create_segment(size)
         try:
-            _reserve(fd, size, name)
             # Map the reserved pages now, in one call: faulting them in one by one
             # while copying cost 2x the copy itself (measured on 1 GiB).
             mm = mmap.mmap(fd, size, flags=mmap.MAP_SHARED | _MAP_POPULATE)
         except BaseException:
-            _posixshmem.shm_unlink("/" + name)
+            unlink_segment(name)
             raise
         finally:
             os.close(fd)
-        resource_tracker.register("/" + name, "shared_memory")
         seg = cls(name, size, mm, os.getpid())
         with _LOCK:
             _OWNED[name] = seg
-        _install_sigterm_cleanup()
+        lifecycle.install_sigterm_cleanup()
         return seg
 
     def unlink(self) -> None:
@@ -130,11 +114,59 @@ class _Segment:
         if not self.owned_here:
             return
         self.owner_pid = None
+        unlink_segment(self.name)
+
+
+def create_segment(nbytes: int, *, prefix: str = SEGMENT_PREFIX) -> tuple[str, int]:
+    """Create a shared-memory block of ``nbytes``: its name and an open descriptor.
+
+    Every block of this package is made here (datasets' and budgets'): an
+    unguessable name (``prefix`` and 96 random bits), mode 0600, real pages
+    reserved now (a full ``/dev/shm`` fails here, not later as SIGBUS), and
+    registered with the resource tracker, which removes it if this process is
+    killed. The caller maps it, closes the descriptor when done with it, and
+    removes the block with :func:`unlink_segment`.
+
+    Raises
+    ------
+    SharedMemoryFullError
+        ``/dev/shm`` has no room for ``nbytes``.
+    """
+    if _posixshmem is None:  # pragma: no cover
+        raise OSError("shared memory segments need a POSIX system")
+    free = _free_shm_bytes()
+    if free is not None and nbytes > free:
+        raise SharedMemoryFullError(
+            f"cannot place {nbytes:,} bytes in shared memory: {_SHM_DIR} has only "
+            f"{free:,} bytes free (enlarge it, e.g. docker --shm-size, or place less)"
+        )
+    ensure_tracker()
+    for _ in range(8):
+        name = prefix + secrets.token_hex(12)
         try:
-            _posixshmem.shm_unlink("/" + self.name)
-        except FileNotFoundError:
-            pass
-        resource_tracker.unregister("/" + self.name, "shared_memory")
+            fd = _posixshmem.shm_open("/" + name, os.O_CREAT | os.O_EXCL | os.O_RDWR, mode=0o600)
+            break
+        except FileExistsError:  # pragma: no cover - 96 random bits
+            continue
+    else:  # pragma: no cover
+        raise FileExistsError("could not find a free shared-memory name")
+    try:
+        _reserve(fd, nbytes, name)
+    except BaseException:
+        os.close(fd)
+        _posixshmem.shm_unlink("/" + name)
+        raise
+    resource_tracker.register("/" + name, "shared_memory")
+    return name, fd
+
+
+def unlink_segment(name: str) -> None:
+    """Remove a block made by :func:`create_segment` (its memory goes once every mapping is gone)."""
+    try:
+        _posixshmem.shm_unlink("/" + name)
+    except FileNotFoundError:
+        pass
+    resource_tracker.unregister("/" + name, "shared_memory")
 
 
 def _reserve(fd: int, size: int, name: str) -> None:
@@ -176,7 +208,6 @@ _OWNED: dict[str, _Segment] = {}
 # Blocks this process attached to, by name; a mapping stays valid after the owner unlinks.
 _ATTACHED: dict[str, mmap.mmap] = {}
 _LOCK = threading.RLock()
-_SIGTERM_INSTALLED = False
 
 
 def owned_segments() -> list[str]:
@@ -198,36 +229,14 @@ def close_owned() -> None:
 
 
 def _after_fork_in_child() -> None:
-    global _SIGTERM_INSTALLED, _LOCK
+    global _LOCK
     # Another thread of the parent may have held the lock at fork: start afresh.
     _LOCK = threading.RLock()
     # The child inherited the parent's bookkeeping but owns none of those blocks.
     _OWNED.clear()
-    _SIGTERM_INSTALLED = False
 
 
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    close_owned()
-    # Die of SIGTERM as we would have without this handler, so exit codes stay honest.
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    os.kill(os.getpid(), signal.SIGTERM)
-
-
-def _install_sigterm_cleanup() -> None:
-    """Unlink our blocks on SIGTERM, unless the program handles SIGTERM itself."""
-    global _SIGTERM_INSTALLED
-    if _SIGTERM_INSTALLED or threading.current_thread() is not threading.main_thread():
-        return
-    _SIGTERM_INSTALLED = True
-    try:
-        if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
-            signal.signal(signal.SIGTERM, _on_sigterm)
-    except ValueError:  # pragma: no cover - not the main interpreter
-        pass
-
-
-atexit.register(close_owned)
-os.register_at_fork(after_in_child=_after_fork_in_child)
+lifecycle.register("segments", at_exit=lambda reason: close_owned(), after_fork=_after_fork_in_child)
 
 
 def _attach(name: str) -> mmap.mmap:
@@ -613,3 +622,51 @@ class SharedDataset(Mapping[str, np.ndarray]):
         # views taken from it keep their mapping and stay valid.
         if not getattr(self, "_closed", True):
             self.close()
+
+
+# --------------------------------------------------------------------------- task arguments
+
+
+def is_placeable(value: Any, min_bytes: int) -> bool:
+    """Whether ``value`` is an array worth placing: numeric, not structured, ``min_bytes`` or more."""
+    return (
+        isinstance(value, np.ndarray)
+        and value.dtype.kind in _NUMERIC_KINDS
+        and value.dtype.fields is None
+        and value.nbytes >= min_bytes
+    )
+
+
+def map_arguments(obj: Any, replace: Callable[[Any], Any]) -> Any:
+    """``obj`` with every value inside plain tuples, lists and dicts passed through ``replace``.
+
+    Only those exact types are walked (a subclass or a namedtuple is a value of
+    its own), as executors walk task arguments.
+    """
+    if type(obj) is tuple:
+        return tuple(map_arguments(v, replace) for v in obj)
+    if type(obj) is list:
+        return [map_arguments(v, replace) for v in obj]
+    if type(obj) is dict:
+        return {k: map_arguments(v, replace) for k, v in obj.items()}
+    return replace(obj)
+
+
+def place_arguments(
+    obj: Any, place: Callable[[Any], Any], *, min_bytes: int = 1 << 16, also: tuple[type, ...] = ()
+) -> Any:
+    """A task's arguments with what should be placed replaced by ``place(value)``.
+
+    What should be placed: arrays :func:`is_placeable` at ``min_bytes``, and
+    instances of ``also`` (e.g. :class:`SharedDataset`, for an executor that
+    copies datasets to other machines). The ``shm`` executor and the dask plugin
+    both walk their arguments with this.
+    """
+
+    def replace(value: Any) -> Any:
+        if is_placeable(value, min_bytes) or (also and isinstance(value, also)):
+            return place(value)
+        return value
+
+    return map_arguments(obj, replace)
+

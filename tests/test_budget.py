@@ -14,6 +14,8 @@ import warnings
 import pytest
 
 from shmforest import budget as budget_mod
+from shmforest import cores, liveness
+from shmforest.cores import usable_cores
 from shmforest.budget import (
     DEPTH_ENV_VAR,
     ENV_VAR,
@@ -23,7 +25,7 @@ from shmforest.budget import (
     check_nesting_depth,
     default_budget,
     default_budget_segment,
-    usable_cores,
+
 )
 from shmforest.errors import BudgetError, BudgetWarning, NestingDepthError
 
@@ -189,19 +191,19 @@ def test_tokens_of_a_killed_process_are_reclaimed(budget):
 
 def test_a_recycled_pid_does_not_keep_a_dead_processes_token(budget):
     parent = os.getppid()
-    start = budget_mod._proc_start_time(parent)
+    start = liveness.start_time(parent)
     assert budget.try_acquire(2) == 2
-    budget._lease_to(parent, start)  # a live process: kept
-    budget._lease_to(parent, start + 1)  # same pid, another start time: a dead holder
+    budget.lease_to(parent, start)  # a live process: kept
+    budget.lease_to(parent, start + 1)  # same pid, another start time: a dead holder
     assert budget.holders() == {parent: 1}
-    assert budget._release_lease(parent, start)
+    assert budget.release_lease(parent, start)
     assert budget.available == 3
 
 
 def test_own_pid_with_another_start_time_is_a_dead_holder(budget):
-    pid, start = budget_mod._me()
+    pid, start = liveness.current_process()
     budget.try_acquire(1)
-    budget._lease_to(pid, start - 1)
+    budget.lease_to(pid, start - 1)
     assert budget.available == 3
 
 
@@ -279,18 +281,18 @@ def _write(path, text):
 def test_cgroup_v2_quota_is_read_and_rounded_up(tmp_path):
     _write(tmp_path / "proc_cgroup", "0::/job\n")
     _write(tmp_path / "cg" / "job" / "cpu.max", "150000 100000\n")
-    assert budget_mod._cgroup_cpu_quota(str(tmp_path / "cg"), str(tmp_path / "proc_cgroup")) == (1.5, "cgroup v2 quota")
+    assert cores._cgroup_cpu_quota(str(tmp_path / "cg"), str(tmp_path / "proc_cgroup")) == (1.5, "cgroup v2 quota")
     _write(tmp_path / "cg" / "job" / "cpu.max", "max 100000\n")
-    assert budget_mod._cgroup_cpu_quota(str(tmp_path / "cg"), str(tmp_path / "proc_cgroup")) is None
+    assert cores._cgroup_cpu_quota(str(tmp_path / "cg"), str(tmp_path / "proc_cgroup")) is None
 
 
 def test_cgroup_v1_quota_is_read(tmp_path):
     _write(tmp_path / "proc_cgroup", "4:cpu,cpuacct:/docker/abc\n0::/\n")
     _write(tmp_path / "cg" / "cpu,cpuacct" / "docker" / "abc" / "cpu.cfs_quota_us", "300000\n")
     _write(tmp_path / "cg" / "cpu,cpuacct" / "docker" / "abc" / "cpu.cfs_period_us", "100000\n")
-    assert budget_mod._cgroup_cpu_quota(str(tmp_path / "cg"), str(tmp_path / "proc_cgroup")) == (3.0, "cgroup v1 quota")
+    assert cores._cgroup_cpu_quota(str(tmp_path / "cg"), str(tmp_path / "proc_cgroup")) == (3.0, "cgroup v1 quota")
     _write(tmp_path / "cg" / "cpu,cpuacct" / "docker" / "abc" / "cpu.cfs_quota_us", "-1\n")
-    assert budget_mod._cgroup_cpu_quota(str(tmp_path / "cg"), str(tmp_path / "proc_cgroup")) is None
+    assert cores._cgroup_cpu_quota(str(tmp_path / "cg"), str(tmp_path / "proc_cgroup")) is None
 
 
 def test_default_budget_is_one_per_process(monkeypatch):

@@ -344,7 +344,7 @@ def test_terminate_during_warm_up_gives_every_token_back(budget2):
 
 
 def _dies_the_first_time(marker):
-    from shmforest import _worker as w_
+    from shmforest.pool import worker as w_
 
     real = w_.main
 
@@ -361,7 +361,7 @@ def _dies_the_first_time(marker):
 
 
 def test_a_worker_dying_while_warm_up_starts_it_costs_no_token(budget2, tmp_path, monkeypatch):
-    from shmforest import _worker as w_
+    from shmforest.pool import worker as w_
 
     marker = str(tmp_path / "died")
     monkeypatch.setattr(w_, "main", _dies_the_first_time(marker))  # fork: children see the patch
@@ -506,7 +506,7 @@ def test_the_forkserver_preloads_what_every_task_unpickles(tmp_path):
     script.write_text(_FIRST_TASK_SCRIPT)
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=True)
     preloaded = set(out.stdout.strip().split(","))
-    assert {"shmforest._worker", "shmforest.executors.process", "shmforest.executors.shm", "numpy.random"} <= preloaded
+    assert {"shmforest.pool.worker", "shmforest.executors.process", "shmforest.executors.shm"} <= preloaded
 
 
 # --------------------------------------------------------------------------- pickling errors

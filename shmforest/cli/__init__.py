@@ -107,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = build_parser()
         args = parser.parse_args(argv)
         if getattr(args, "workers", 0) is None:
-            from shmforest.budget import usable_cores
+            from shmforest.cores import usable_cores
 
             args.workers = usable_cores()[0]
         # The subcommand's own parser, so its errors read "python -m shmforest demo: error: ..."

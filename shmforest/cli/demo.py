@@ -284,7 +284,7 @@ COLUMN_NOTES = (
 
 def write_report(done: Sequence[WorkloadResult], workers: int, notes: Sequence[str], out: TextIO) -> None:
     """The header line, a table per workload, what the columns mean, and any notes (skipped runners)."""
-    from shmforest.budget import usable_cores
+    from shmforest.cores import usable_cores
 
     cores, how = usable_cores()
     print(

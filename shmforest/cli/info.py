@@ -16,7 +16,8 @@ __all__ = ["command"]
 
 def command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Print the version, usable cores, budget, start method and executors; exit status 0."""
-    from shmforest.budget import ENV_VAR, default_budget, usable_cores
+    from shmforest.budget import ENV_VAR, default_budget
+    from shmforest.cores import usable_cores
     from shmforest.executors import available_executors
     from shmforest.pool import default_start_method
 

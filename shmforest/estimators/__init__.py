@@ -4,8 +4,10 @@
 classes       the public estimators: random forests and decision trees
 quantile      the quantile regression forest
 base          what they share: fit through the batch, predict, forests' extras
-batch         one batch of trees on an executor (binning, placement, tasks), ``fit_many``
+batch         one batch of trees on an executor (binning, placement, tasks)
+fit_many      several models on one placed dataset
 class_weight  ``class_weight`` turned into one weight per class
+export        ``to_sklearn()``: the same trees in scikit-learn's classes
 validation    parameter constraints and the counts scikit-learn has no helper for
 progress      the progress bar of ``verbose`` fits
 ============  ================================================================
@@ -13,7 +15,7 @@ progress      the progress bar of ``verbose`` fits
 
 from __future__ import annotations
 
-from shmforest.estimators.batch import fit_many
+from shmforest.estimators.fit_many import fit_many
 from shmforest.estimators.classes import (
     DecisionTreeClassifier,
     DecisionTreeRegressor,

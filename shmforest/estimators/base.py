@@ -30,7 +30,7 @@ from shmforest.estimators.validation import (
     resolve_min_samples_split,
     resolve_n_jobs,
 )
-from shmforest.budget import usable_cores
+from shmforest.cores import usable_cores
 from shmforest.executors.base import in_task
 from shmforest.tree.builder import TreeParams
 from shmforest.tree.ensemble import ForestArrays

@@ -32,10 +32,10 @@ kept by ``warm_start`` get their out-of-bag predictions from :func:`~shmforest.t
 from __future__ import annotations
 
 import concurrent.futures as cf
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
@@ -45,10 +45,12 @@ from sklearn.utils.validation import _check_sample_weight, validate_data
 
 from shmforest.estimators.progress import ProgressBar
 from shmforest.estimators.validation import encode_classes, resolve_n_jobs
-from shmforest.budget import ProcessBudget, usable_cores
+from shmforest.budget import ProcessBudget
+from shmforest.cores import usable_cores
 from shmforest.errors import ExecutorNotFoundError
 from shmforest.executors.base import Executor, in_task, run_in_task
 from shmforest.executors.registry import get_executor
+from shmforest.pool import preload_in_workers
 from shmforest.shared import SharedDataset
 from shmforest.tree import growth
 from shmforest.tree import tasks as tree_tasks
@@ -56,9 +58,11 @@ from shmforest.tree.binning import Binner, by_feature
 from shmforest.tree.builder import TreeParams
 from shmforest.tree.tree import Tree
 
-__all__ = ["Targets", "TreePlan", "fit_many", "fit_models", "resolve_executor"]
+__all__ = ["DEFAULT_EXECUTOR", "Targets", "TreePlan", "TreeResults", "fit_models", "resolve_executor"]
 
-M = TypeVar("M", bound="Mapping[Any, Any] | Sequence[Any]")
+# A forest's tasks unpickle from tree.tasks, whose trees run the compiled kernels:
+# process pools' workers start with both loaded (numba's cache read once, in the forkserver).
+preload_in_workers(tree_tasks.__name__, "shmforest.tree.warmup")
 
 DEFAULT_EXECUTOR = "thread"
 #: Below this many values of X, binning runs in the parent (in threads, see below): tasks
@@ -402,79 +406,3 @@ def _submit_all(
         _abandon(futures)
         raise
     return _gather(futures)
-
-
-# --------------------------------------------------------------------------- fit_many
-
-
-def fit_many(
-    models: M,
-    X: Any,
-    y: Any,
-    *,
-    sample_weight: Any = None,
-    executor: str | cf.Executor = DEFAULT_EXECUTOR,
-    n_jobs: int | None = None,
-    verbose: int = 0,
-) -> M:
-    """Fit several models on one placed dataset, under one executor and budget.
-
-    ``X`` is checked and binned once and placed once in shared memory; every tree of
-    every model is one task on the same executor. The models are fitted in place and
-    the same container is returned, so nothing comes back unfitted (as copies trained
-    by ``Pool.map`` do). The models' own ``executor`` and ``n_jobs`` are not used.
-
-    Parameters
-    ----------
-    models : mapping of any to estimator, or sequence of estimators
-        Forests and decision trees of this module, classifiers and regressors mixed;
-        all must share ``max_bins``.
-    X, y, sample_weight
-        As for ``fit``.
-    executor : str or Executor, default "thread"
-        A registered executor name, or an instance (left running).
-    n_jobs : int or None, default None
-        Workers of an executor created by name; ``None`` or -1 use every usable core.
-    verbose : int, default 0
-        Draw a progress bar on stderr.
-
-    Returns
-    -------
-    models
-        The same container, its models fitted.
-
-    Examples
-    --------
-    >>> from shmforest import RandomForestClassifier
-    >>> forests = {d: RandomForestClassifier(50, max_depth=d, random_state=0) for d in (4, 8)}
-    >>> fit_many(forests, X, y)  # doctest: +SKIP
-    """
-    if isinstance(models, Mapping):
-        items = list(models.items())
-    elif isinstance(models, Sequence) and not isinstance(models, (str, bytes)):
-        items = list(enumerate(models))
-    else:
-        raise TypeError(f"models must be a mapping or a sequence of estimators; got {type(models).__name__}")
-    from shmforest.estimators.base import TreeModel  # the estimators sit above this module
-
-    seen: dict[int, Any] = {}
-    for key, model in items:
-        if not isinstance(model, TreeModel):
-            raise TypeError(
-                f"models[{key!r}] must be a shmforest RandomForest*/DecisionTree* estimator; "
-                f"got {type(model).__name__}"
-            )
-        if id(model) in seen:
-            raise ValueError(f"models[{key!r}] is the same object as models[{seen[id(model)]!r}]; pass distinct estimators")
-        seen[id(model)] = key
-    fit_models(
-        [m for _, m in items],
-        X,
-        y,
-        sample_weight,
-        executor=executor,
-        n_jobs=n_jobs,
-        verbose=verbose,
-        label=f"fit_many ({len(items)} models): trees",
-    )
-    return models

@@ -11,11 +11,11 @@ from __future__ import annotations
 from shmforest.executors.base import (
     Executor,
     completed_future,
-    current_executor,
     in_task,
     resolve_budget,
     run_in_task,
 )
+from shmforest.executors.current import current_executor
 from shmforest.executors.registry import (
     ENTRY_POINT_GROUP,
     available_executors,

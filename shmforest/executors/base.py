@@ -25,7 +25,7 @@ from typing import Any, ClassVar, TypeVar
 
 from shmforest.budget import ProcessBudget, default_budget
 
-__all__ = ["Executor", "current_executor", "in_task", "run_in_task", "completed_future", "resolve_budget"]
+__all__ = ["Executor", "completed_future", "in_task", "resolve_budget", "run_in_task", "running_executor"]
 
 T = TypeVar("T")
 
@@ -95,14 +95,13 @@ class Executor(cf.Executor):
         return self
 
 
-def current_executor() -> Executor:
-    """The executor running the current task; a serial executor outside any task."""
-    ex = _CURRENT.get()
-    if ex is None:
-        from shmforest.executors.serial import SerialExecutor
+def running_executor() -> Executor | None:
+    """The executor running the current task, or None outside any task.
 
-        return SerialExecutor()
-    return ex
+    :func:`shmforest.current_executor` is what task code calls; this is for
+    executors telling their own nested submissions from outside ones.
+    """
+    return _CURRENT.get()
 
 
 def in_task() -> bool:

@@ -18,10 +18,13 @@ from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
 from shmforest.budget import ProcessBudget
-from shmforest.executors.base import _CURRENT, Executor, resolve_budget, run_in_task
-from shmforest.pool import WorkerPool, worker_free_workers, worker_submit
+from shmforest.executors.base import Executor, resolve_budget, run_in_task, running_executor
+from shmforest.pool import WorkerPool, preload_in_workers, worker_free_workers, worker_submit
 
 __all__ = ["ProcessExecutor", "PoolExecutor"]
+
+# Every task unpickles this module's stand-in (``_InWorker``): workers start with it loaded.
+preload_in_workers(__name__)
 
 T = TypeVar("T")
 
@@ -47,6 +50,7 @@ class PoolExecutor(Executor):
         self._budget, self._close_budget = resolve_budget(max_workers, budget)
         self._pool = WorkerPool(self._budget, start_method=start_method)
         self._closed = False
+        self._cleaned_up = False
         self._in_flight: dict[int, Any] = {}
 
     @property
@@ -86,7 +90,7 @@ class PoolExecutor(Executor):
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> cf.Future[T]:
         if self._closed:
             raise RuntimeError("cannot schedule new futures after shutdown")
-        send = self._pool.submit_nested if _CURRENT.get() is self else self._pool.submit
+        send = self._pool.submit_nested if running_executor() is self else self._pool.submit
         travelling = (self._prepare_args(args), self._prepare_args(kwargs))
         future = send(_run_task, self, fn, *travelling)
         if not future.done():
@@ -98,10 +102,11 @@ class PoolExecutor(Executor):
         return future
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        first = not self._closed
         self._closed = True
         self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
-        if first and wait:
+        # Clean up at the first shutdown that waits, even after one that did not.
+        if wait and not self._cleaned_up:
+            self._cleaned_up = True
             self._after_shutdown()
             if self._close_budget:
                 self._budget.close()

@@ -26,12 +26,13 @@ import numpy as np
 
 from shmforest.budget import ProcessBudget
 from shmforest.executors.process import PoolExecutor
-from shmforest.shared import ArrayHandle, SharedArray
+from shmforest.pool import preload_in_workers
+from shmforest.shared import ArrayHandle, SharedArray, map_arguments, place_arguments
 
 __all__ = ["ShmExecutor"]
 
-_NUMERIC = frozenset("biufc")
-
+# Tasks of this executor unpickle its ``_attach``: workers start with it loaded.
+preload_in_workers(__name__)
 
 class _Placed:
     """An array argument, travelling as its shared-memory handle."""
@@ -107,30 +108,12 @@ class ShmExecutor(PoolExecutor):
             self._placed.pop(key, None)
 
     def _prepare_args(self, obj: Any) -> Any:
-        if isinstance(obj, np.ndarray):
-            if obj.dtype.kind in _NUMERIC and obj.dtype.fields is None and obj.nbytes >= self._min_bytes:
-                return self._place(obj)
-            return obj
-        if type(obj) is tuple:
-            return tuple(self._prepare_args(v) for v in obj)
-        if type(obj) is list:
-            return [self._prepare_args(v) for v in obj]
-        if type(obj) is dict:
-            return {k: self._prepare_args(v) for k, v in obj.items()}
-        return obj
+        return place_arguments(obj, self._place, min_bytes=self._min_bytes)
 
     @staticmethod
     def _resolve_args(obj: Any) -> Any:
         # Only an inline run sees _Placed objects; in a worker they arrived as views.
-        if isinstance(obj, _Placed):
-            return obj.handle.attach(writable=False)
-        if type(obj) is tuple:
-            return tuple(ShmExecutor._resolve_args(v) for v in obj)
-        if type(obj) is list:
-            return [ShmExecutor._resolve_args(v) for v in obj]
-        if type(obj) is dict:
-            return {k: ShmExecutor._resolve_args(v) for k, v in obj.items()}
-        return obj
+        return map_arguments(obj, lambda v: v.handle.attach(writable=False) if isinstance(v, _Placed) else v)
 
     def _after_shutdown(self) -> None:
         with self._placed_lock:

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
 from shmforest.budget import ProcessBudget
-from shmforest.executors.base import _CURRENT, Executor, completed_future, resolve_budget, run_in_task
+from shmforest.executors.base import Executor, completed_future, resolve_budget, run_in_task, running_executor
 
 __all__ = ["ThreadExecutor"]
 
@@ -79,10 +79,10 @@ class ThreadExecutor(Executor):
     def free_workers(self) -> int:
         """Threads a task submitted now would start on at once: idle ones, or new ones on free tokens."""
         with self._lock:
-            return len(self._idle) + (0 if self._shutdown else self._budget._peek_available())
+            return len(self._idle) + (0 if self._shutdown else self._budget.peek_available())
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> cf.Future[T]:
-        nested = _CURRENT.get() is self
+        nested = running_executor() is self
         with self._lock:
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
@@ -131,7 +131,6 @@ class ThreadExecutor(Executor):
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._lock:
-            already = self._shutdown
             self._shutdown = True
             if cancel_futures:
                 while self._pending:
@@ -143,5 +142,8 @@ class ThreadExecutor(Executor):
             for thread in list(self._threads):
                 if thread is not threading.current_thread():
                     thread.join()
-            if not already and self._close_budget:
+            # The first shutdown that waits closes the budget, even after one that did not.
+            with self._lock:
+                close, self._close_budget = self._close_budget, False
+            if close:
                 self._budget.close()

@@ -35,7 +35,8 @@ import numpy as np
 import pytest
 
 from shmforest.budget import ProcessBudget
-from shmforest.executors.base import Executor, current_executor
+from shmforest.executors.base import Executor
+from shmforest.executors.current import current_executor
 from shmforest.testing.leaks import LeakCheck
 from shmforest.testing.processes import live_workers
 

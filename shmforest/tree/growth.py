@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from shmforest.executors.base import current_executor
+from shmforest.executors.current import current_executor
 from shmforest.tree import kernels as K
 
 if TYPE_CHECKING:
@@ -222,7 +222,7 @@ def _no_hist(setup: GrowthSetup) -> np.ndarray:
     return np.zeros((0, _n_planes(setup)))
 
 
-def _expand(setup: GrowthSetup, inputs: Inputs, node: OpenNode) -> list[OpenNode]:
+def expand(setup: GrowthSetup, inputs: Inputs, node: OpenNode) -> list[OpenNode]:
     """Record ``node`` and split it here (one compiled call); its children, if it split."""
     ints, floats, mid, ls, rs, hl, hr = K.split_node(
         *inputs.arrays, setup.ip, setup.fp, node.samples, node.key, node.depth, node.stats,
@@ -258,7 +258,7 @@ def grow_nodes(data: Any, setup: GrowthSetup, inputs: Inputs, nodes: list[OpenNo
             if len(level) > LEVEL_NODES or sum(n.size for n in level) < MIN_TASK_SAMPLES:
                 _finish(data, setup, inputs, level, tasks)
                 break
-            level = [child for node in level for child in _expand(setup, inputs, node)]
+            level = [child for node in level for child in expand(setup, inputs, node)]
         for future, given in tasks:
             for node, table in zip(given, future.result()):
                 node.table = table

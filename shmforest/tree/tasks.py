@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.random  # noqa: F401 - loaded by the first bootstrap otherwise, in every fresh worker
 
 from shmforest.shared import SharedDataset
 from shmforest.tree.binning import Binner

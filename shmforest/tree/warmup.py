@@ -3,7 +3,7 @@
 Importing this module runs :func:`warm_up`. numba loads a kernel from its cache
 (``cache=True``) at the kernel's first call in a process, about 0.3 s for all of
 them here, and compiles it when there is no cache yet (a fresh clone: about 16 s
-once). The forkserver imports this module before it forks (``_launch.py``), so
+once). The forkserver imports this module before it forks (``preload_in_workers``), so
 each worker inherits loaded kernels instead of loading, or compiling, its own.
 """
 
@@ -19,7 +19,7 @@ def warm_up() -> None:
     from shmforest.tree.binning import Binner
     from shmforest.tree.builder import TreeBuilder, TreeParams
     from shmforest.tree.ensemble import ForestArrays
-    from shmforest.tree.growth import GrowthSetup, Inputs, OpenNode, _expand
+    from shmforest.tree.growth import GrowthSetup, Inputs, OpenNode, expand
     from shmforest.tree.kernels import node_stats, root_key
 
     rng = np.random.default_rng(0)
@@ -40,7 +40,7 @@ def warm_up() -> None:
         samples = np.arange(64, dtype=np.int64)
         stats = node_stats(samples, inputs.yc, inputs.yr, inputs.w, p.n_classes or 3, p.n_classes == 0)
         setup = GrowthSetup.make(p, 3, int(inputs.offs[-1]), 64.0, 64, True)
-        _expand(setup, inputs, OpenNode(samples, root_key(0), 0, stats, None))
+        expand(setup, inputs, OpenNode(samples, root_key(0), 0, stats, None))
     TreeBuilder(TreeParams("gini", None, 2, 1, 3, 0.0, 4, 2)).build({**data, "y": classes}, seed=0)
 
 

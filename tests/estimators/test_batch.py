@@ -500,12 +500,17 @@ def test_no_warnings_in_a_plain_fit(data):
         small(RandomForestClassifier, oob_score=True, n_estimators=20).fit(X, y).predict(X)
 
 
+_PRELOAD_LIST_SCRIPT = """
+import shmforest.estimators.batch  # a fit registers the forest's preloads
+from shmforest.pool.launch import _PRELOAD
+print(",".join(_PRELOAD))
+"""
+
 _WORKER_TASKS_SCRIPT = """
 import sys
-import numpy as np
-from shmforest._launch import _FORKSERVER_PRELOAD
-for module in _FORKSERVER_PRELOAD:  # what a forkserver worker starts with
+for module in sys.argv[1].split(","):  # what a forkserver worker starts with
     __import__(module)
+import numpy as np
 from shmforest.shared import SharedDataset
 from shmforest.tree.builder import TreeParams
 before = set(sys.modules)
@@ -516,15 +521,15 @@ with SharedDataset({"XT": np.ascontiguousarray(X.T)}) as source:
     thresholds, Xb = bin_features(source, 0, 6, 256)
 with SharedDataset({"Xb": Xb, "y": y, "thresholds": thresholds, "X": X}) as data:
     fit_tree(data, TreeParams("gini", None, 2, 1, 2, 0.0, None, 2), 3, True, 3000, False, True)
+print(",".join(sorted(set(sys.modules) - before)))
 # scikit-learn takes a second to import: it stays in the process that called fit.
-print(",".join(sorted(m for m in set(sys.modules) - before if m != "shmforest.tree.tasks")))
 print(",".join(sorted(m for m in sys.modules if m.split(".")[0] == "sklearn")))
 """
 
 
 def test_a_workers_first_tasks_import_nothing(tmp_path):
-    """Binning and a tree, as a fresh worker runs them, load no module the forkserver did not,
-    and nothing of scikit-learn.
+    """Binning and a tree, as a fresh worker runs them, load no module the forkserver did
+    not, and nothing of scikit-learn.
 
     Each lazy import is paid again in every fresh worker: ``np.unique`` pulls in
     ``numpy.ma`` (~20 ms), ``np.random`` its package (~10 ms).
@@ -532,8 +537,11 @@ def test_a_workers_first_tasks_import_nothing(tmp_path):
     import subprocess
     import sys
 
+    def run(*args: str) -> str:
+        return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=180, check=True).stdout
+
+    preload = run("-c", _PRELOAD_LIST_SCRIPT).strip()
+    assert "shmforest.tree.tasks" in preload.split(",")
     script = tmp_path / "tasks.py"
     script.write_text(_WORKER_TASKS_SCRIPT)
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=True)
-    assert out.stdout.strip() == ""
-
+    assert run(str(script), preload).splitlines() == ["", ""]

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from shmforest.shared import SharedArray, SharedDataset
+from shmforest.shared import SharedArray, SharedDataset, map_arguments, place_arguments
 from shmforest_dask.errors import HostCopyReadOnlyError, PlacementError
 
 __all__ = ["DOMAIN_ENV_VAR", "PlacedDataset", "Placements", "shm_domain"]
@@ -48,7 +48,6 @@ __all__ = ["DOMAIN_ENV_VAR", "PlacedDataset", "Placements", "shm_domain"]
 #: Overrides a process's shared-memory domain (containers with unusual /dev/shm setups; tests).
 DOMAIN_ENV_VAR = "SHMFOREST_DASK_SHM_DOMAIN"
 _SHM_DIR = "/dev/shm"
-_NUMERIC = frozenset("biufc")
 
 
 def shm_domain() -> str:
@@ -166,23 +165,20 @@ def _resolve(kind: str, key: str, origin: str, copies: dict[str, Any], workers: 
 
 def reemit(obj: Any, found: list[_Placed]) -> Any:
     """Inside a task: arguments resolved from placements become placements again."""
-    if isinstance(obj, PlacedDataset):
-        found.append(obj._placement)
-        return obj
-    if isinstance(obj, (np.ndarray, SharedArray)):
-        with _RESOLVED_LOCK:
-            entry = _RESOLVED.get(id(obj))
-        if entry is not None and entry[0]() is obj:
-            found.append(entry[1])
-            return entry[1]
-        return obj
-    if type(obj) is tuple:
-        return tuple(reemit(v, found) for v in obj)
-    if type(obj) is list:
-        return [reemit(v, found) for v in obj]
-    if type(obj) is dict:
-        return {k: reemit(v, found) for k, v in obj.items()}
-    return obj
+
+    def again(value: Any) -> Any:
+        if isinstance(value, PlacedDataset):
+            found.append(value._placement)
+            return value
+        if isinstance(value, (np.ndarray, SharedArray)):
+            with _RESOLVED_LOCK:
+                entry = _RESOLVED.get(id(value))
+            if entry is not None and entry[0]() is value:
+                found.append(entry[1])
+                return entry[1]
+        return value
+
+    return map_arguments(obj, again)
 
 
 def common_workers(markers: list[_Placed]) -> list[str] | None:
@@ -268,21 +264,15 @@ class Placements:
     # -- task arguments ---------------------------------------------------
     def prepare(self, obj: Any, used: list[_Placement]) -> Any:
         """``obj`` with every placeable argument replaced by its placement (users counted)."""
-        if isinstance(obj, np.ndarray):
-            if obj.dtype.kind in _NUMERIC and obj.dtype.fields is None and obj.nbytes >= self._min_bytes:
-                return self._use(obj, "ndarray", used)
-            return obj
-        if isinstance(obj, SharedDataset):
-            return self._use(obj, "dataset", used)
-        if isinstance(obj, SharedArray):
-            return self._use(obj, "sharedarray", used)
-        if type(obj) is tuple:
-            return tuple(self.prepare(v, used) for v in obj)
-        if type(obj) is list:
-            return [self.prepare(v, used) for v in obj]
-        if type(obj) is dict:
-            return {k: self.prepare(v, used) for k, v in obj.items()}
-        return obj
+
+        def kind(value: Any) -> str:
+            if isinstance(value, SharedDataset):
+                return "dataset"
+            return "sharedarray" if isinstance(value, SharedArray) else "ndarray"
+
+        return place_arguments(
+            obj, lambda v: self._use(v, kind(v), used), min_bytes=self._min_bytes, also=(SharedDataset, SharedArray)
+        )
 
     def done(self, used: list[_Placement]) -> None:
         """The task that carried ``used`` is over."""

@@ -1,35 +1,4 @@
-"""WorkerPool: non-daemonic worker processes, bounded by one process budget.
-
-::
-
-    owner process                                       worker processes (children)
-    -------------                                       ---------------------------
-    submit(fn)                                          main thread: one task at a time
-      cloudpickle (fn, args, kwargs)                    reader thread: every message in
-      idle worker?          -- RUN(id, bytes) ------->    RUN -> job queue -> run -> DONE
-      else budget token?    -- start worker, RUN ---->
-      else any worker?      -- queue (top level only)
-      else                  -- run inline, here
-    dispatcher thread  <------------- DONE(id, bytes) --  result or exception, pickled
-      top-level task: unpickle, set the Future
-      nested task: forward the bytes unopened --------->  NESTED_DONE -> requester's Future
-                       <------------- SUBMIT(id, bytes) -- worker_submit(fn) in a task
-      idle worker / new worker with a token:
-        RUN to it, DECISION(dispatched) ------------->    wait for NESTED_DONE
-      else DECISION(inline) ------------------------->    run it in place, now
-      worker died (sentinel / EOF):
-        its task fails with WorkerCrashedError, its token goes back
-
-All workers are children of the owner: a nested submission never starts a
-grandchild, so live workers never exceed the tokens the pool holds. A worker
-keeps its token while alive (an idle worker is reused, not restarted) and the
-pool gives it back when the worker exits or dies. Tokens come from a
-:class:`~shmforest.budget.ProcessBudget` shared with every other pool of the
-process tree, so pools created inside tasks draw on the same tokens.
-
-The owner's side lives in ``_dispatch.py``, the worker's in ``_worker.py``, and
-how workers are started (fork, spawn, forkserver) in ``_launch.py``.
-"""
+"""The public face of the pool: :class:`WorkerPool`, and what code inside its tasks calls."""
 
 from __future__ import annotations
 
@@ -39,12 +8,12 @@ import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from shmforest import _worker as w_
-from shmforest._dispatch import _INLINE_POOL, _PoolState
-from shmforest._launch import START_METHOD_ENV_VAR, check_start_method, default_start_method
+from shmforest.pool import worker as w_
+from shmforest.pool.launch import START_METHOD_ENV_VAR, check_start_method, default_start_method
+from shmforest.pool.owner import INLINE_POOL, PoolState
 from shmforest.budget import ProcessBudget, check_nesting_depth, default_budget
 
-__all__ = ["WorkerPool", "in_worker", "worker_free_workers", "worker_submit", "START_METHOD_ENV_VAR", "default_start_method"]
+__all__ = ["WorkerPool", "in_worker", "worker_free_workers", "worker_submit"]
 
 T = TypeVar("T")
 
@@ -56,7 +25,7 @@ def in_worker() -> bool:
 
 def _running_pool(caller: str) -> Any:
     """What runs the current task: its pool (inline in the owner) or this worker's link to it."""
-    pool = _INLINE_POOL.get()
+    pool = INLINE_POOL.get()
     if pool is not None:
         return pool
     worker = w_.current_worker()
@@ -131,7 +100,7 @@ class WorkerPool:
         self._depth = check_nesting_depth()
         method = default_start_method() if start_method is None else check_start_method(start_method, "start_method")
         self._budget = budget if budget is not None else default_budget()
-        self._state = _PoolState(self._budget, mp.get_context(method), self._depth + 1)
+        self._state = PoolState(self._budget, mp.get_context(method), self._depth + 1)
         weakref.finalize(self, self._state.shutdown, False, False)
 
     @property

@@ -1,6 +1,6 @@
 """The owner's side of a :class:`~shmforest.pool.WorkerPool`: its workers and the dispatcher thread.
 
-See ``pool.py`` for the flow. Everything here runs in the process that created
+See :mod:`shmforest.pool` for the flow. Everything here runs in the process that created
 the pool: callers' threads submit, one dispatcher thread reads every worker's
 socket and sentinel, routes results and nested submissions, and buries workers
 that die.
@@ -8,7 +8,6 @@ that die.
 
 from __future__ import annotations
 
-import atexit
 import concurrent.futures as cf
 import contextvars
 import itertools
@@ -21,9 +20,12 @@ from collections.abc import Callable
 from multiprocessing.connection import wait as wait_ready
 from typing import Any
 
-from shmforest import _worker as w_
-from shmforest._launch import describe_exit, process_class
-from shmforest.budget import DEPTH_ENV_VAR, ENV_VAR, ProcessBudget, _me, _proc_start_time
+from shmforest.pool import wire
+from shmforest.pool import worker as worker_side
+from shmforest.pool.launch import describe_exit, process_class
+from shmforest import lifecycle
+from shmforest.budget import DEPTH_ENV_VAR, ENV_VAR, ProcessBudget
+from shmforest.liveness import current_process, start_time
 from shmforest.errors import BudgetError, PoolTerminatedError, TaskPicklingError, WorkerCrashedError
 from shmforest.shared import ensure_tracker
 
@@ -34,7 +36,7 @@ _EXIT_GRACE_S = 5.0  # how long a worker asked to exit may take before it is kil
 _TERMINATE_GRACE_S = 1.0  # after SIGTERM, before SIGKILL
 
 # The pool running an inline task in this thread, so worker_submit inside it works.
-_INLINE_POOL: contextvars.ContextVar[Any] = contextvars.ContextVar("shmforest_inline_pool", default=None)
+INLINE_POOL: contextvars.ContextVar[Any] = contextvars.ContextVar("shmforest_inline_pool", default=None)
 
 
 class _Worker:
@@ -62,10 +64,10 @@ class _Worker:
                 return False
 
 
-_POOLS: weakref.WeakSet[_PoolState] = weakref.WeakSet()
+_POOLS: weakref.WeakSet[PoolState] = weakref.WeakSet()
 
 
-class _PoolState:
+class PoolState:
     """Everything the dispatcher thread shares with the pool's callers."""
 
     def __init__(self, budget: ProcessBudget, ctx: Any, child_depth: int) -> None:
@@ -92,14 +94,14 @@ class _PoolState:
 
     # -- helpers (call with self.lock held) ------------------------------------------
     def _publish(self) -> None:
-        self.shared[w_.IDLE] = len(self.idle)
-        self.shared[w_.CLOSING] = int(self.closing)
+        self.shared[wire.IDLE] = len(self.idle)
+        self.shared[wire.CLOSING] = int(self.closing)
 
     def _take_idle(self) -> _Worker | None:
         if not self.idle:
             return None
         worker = self.idle.pop()
-        self.shared[w_.IDLE] = len(self.idle)
+        self.shared[wire.IDLE] = len(self.idle)
         return worker
 
     def _take_token(self) -> bool:
@@ -119,7 +121,7 @@ class _PoolState:
     # -- submission --------------------------------------------------------------------
     def free_workers(self) -> int:
         with self.lock:
-            return len(self.idle) + len(self.starting) + (0 if self.closing else self.budget._peek_available())
+            return len(self.idle) + len(self.starting) + (0 if self.closing else self.budget.peek_available())
 
     def warm_up(self) -> None:
         """Start idle workers on every free token, in a thread of their own; return at once.
@@ -160,10 +162,10 @@ class _PoolState:
             raise RuntimeError("this WorkerPool belongs to another process; inside a task use worker_submit()")
         if self.closing and not nested:
             raise RuntimeError("cannot schedule new futures after shutdown")
-        if not self.workers and not self.idle and self.budget._peek_available() == 0:
+        if not self.workers and not self.idle and self.budget.peek_available() == 0:
             return self._inline(pool, fn, args, kwargs)  # nothing could take it: skip pickling
         try:
-            payload = w_.dump_task(fn, args, kwargs)
+            payload = wire.dump_task(fn, args, kwargs)
         except TaskPicklingError as exc:
             failed: cf.Future[Any] = cf.Future()
             failed.set_exception(exc)
@@ -187,17 +189,17 @@ class _PoolState:
         if future is None:  # outside the lock: the task may submit more
             return self._inline(pool, fn, args, kwargs)
         if worker is not None:
-            worker.send(w_.message(w_.RUN, 0, ident, payload))
+            worker.send(wire.message(wire.RUN, 0, ident, payload))
         elif self._start_worker((ident, future), payload) is None:
             return self._inline(pool, fn, args, kwargs, future)
         return future
 
     def _inline(self, pool: Any, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], future: cf.Future[Any] | None = None) -> cf.Future[Any]:
-        token = _INLINE_POOL.set(pool)
+        token = INLINE_POOL.set(pool)
         try:
-            done = w_.run_inline(fn, args, kwargs)
+            done = wire.run_inline(fn, args, kwargs)
         finally:
-            _INLINE_POOL.reset(token)
+            INLINE_POOL.reset(token)
         if future is None:
             return done
         exc = done.exception()
@@ -236,16 +238,16 @@ class _PoolState:
             if worker is None:
                 worker = self._register(task)
             worker.conn = owner_end
-        config = w_.WorkerConfig(
+        config = worker_side.WorkerConfig(
             budget_name=self.budget.name,
             start_method=self.ctx.get_start_method(),
             depth=self.child_depth,
-            owner_pid=_me()[0],
-            owner_start=_me()[1],
+            owner_pid=current_process()[0],
+            owner_start=current_process()[1],
             shared=self.shared,
             env={k: v for k, v in os.environ.items() if k.startswith("SHMFOREST_") and k not in (ENV_VAR, DEPTH_ENV_VAR)},
         )
-        process = process_class(self.ctx)(target=w_.main, args=(child_end, config), name="shmforest-worker", daemon=False)
+        process = process_class(self.ctx)(target=worker_side.main, args=(child_end, config), name="shmforest-worker", daemon=False)
         try:
             with self.start_lock:
                 ensure_tracker()
@@ -261,12 +263,12 @@ class _PoolState:
             raise
         finally:
             child_end.close()
-        start = _proc_start_time(process.pid)
+        start = start_time(process.pid)
         try:
             if start is None:  # died already; its sentinel will report it
                 self.budget.release(1)
             else:
-                self.budget._lease_to(process.pid, start)
+                self.budget.lease_to(process.pid, start)
                 worker.lease = (process.pid, start)
         except BudgetError:
             pass
@@ -283,7 +285,7 @@ class _PoolState:
                     worker.task = None
                     self._next_for(worker)
         else:
-            worker.send(w_.message(w_.RUN, 0, task[0], payload))
+            worker.send(wire.message(wire.RUN, 0, task[0], payload))
         self.wake()  # the dispatcher now watches this worker too
         return worker
 
@@ -335,15 +337,15 @@ class _PoolState:
             self._close_pipe()
 
     def _handle(self, worker: _Worker, data: bytes) -> None:
-        kind, flag, ident = w_.HEADER.unpack_from(data)
-        if kind == w_.DONE:
+        kind, flag, ident = wire.HEADER.unpack_from(data)
+        if kind == wire.DONE:
             with self.lock:
                 task, worker.task = worker.task, None
                 self._next_for(worker)
             if task is not None:
-                self._deliver(task[1], flag, memoryview(data)[w_.HEADER.size :])
-        elif kind == w_.SUBMIT:
-            self._nested(worker, ident, memoryview(data)[w_.HEADER.size :])
+                self._deliver(task[1], flag, memoryview(data)[wire.HEADER.size :])
+        elif kind == wire.SUBMIT:
+            self._nested(worker, ident, memoryview(data)[wire.HEADER.size :])
 
     def _next_for(self, worker: _Worker) -> None:
         """Give an idle worker the next queued task, or put it with the idle (lock held)."""
@@ -353,18 +355,18 @@ class _PoolState:
             ident, future, payload = self.pending.popleft()
             if future.set_running_or_notify_cancel():
                 worker.task = (ident, future)
-                worker.send(w_.message(w_.RUN, 0, ident, payload))
+                worker.send(wire.message(wire.RUN, 0, ident, payload))
                 return
         self.idle.append(worker)
-        self.shared[w_.IDLE] = len(self.idle)
+        self.shared[wire.IDLE] = len(self.idle)
 
     def _deliver(self, origin: Any, flag: int, payload: memoryview) -> None:
         if isinstance(origin, cf.Future):
-            w_.set_outcome(origin, flag, payload)
+            wire.set_outcome(origin, flag, payload)
         else:
             requester, request = origin
             if not requester.dead:  # its result has nowhere to go otherwise
-                requester.send(w_.message(w_.NESTED_DONE, flag, request, payload))
+                requester.send(wire.message(wire.NESTED_DONE, flag, request, payload))
 
     def _nested(self, requester: _Worker, request: int, payload: memoryview) -> None:
         with self.lock:
@@ -374,14 +376,14 @@ class _PoolState:
             if worker is not None:
                 worker.task = task
             elif self.closing or not self._take_token():
-                requester.send(w_.message(w_.DECISION, w_.INLINE, request))
+                requester.send(wire.message(wire.DECISION, wire.INLINE, request))
                 return
         if worker is not None:
-            worker.send(w_.message(w_.RUN, 0, ident, payload))
+            worker.send(wire.message(wire.RUN, 0, ident, payload))
         elif self._start_worker(task, bytes(payload)) is None:
-            requester.send(w_.message(w_.DECISION, w_.INLINE, request))
+            requester.send(wire.message(wire.DECISION, wire.INLINE, request))
             return
-        requester.send(w_.message(w_.DECISION, w_.DISPATCHED, request))
+        requester.send(wire.message(wire.DECISION, wire.DISPATCHED, request))
 
     def _reap(self, worker: _Worker, *, kill: bool = False) -> tuple[Any, int | None]:
         """Wait for a worker to end (killing it if asked or stuck), release its token.
@@ -410,7 +412,7 @@ class _PoolState:
         worker.conn.close()
         process.close()
         if worker.lease is not None:
-            self.budget._release_lease(*worker.lease)
+            self.budget.release_lease(*worker.lease)
             worker.lease = None
         return task, exitcode
 
@@ -437,7 +439,7 @@ class _PoolState:
         else:
             requester, request = origin
             if not requester.dead:
-                requester.send(w_.message(w_.NESTED_DONE, w_.ERROR, request, w_.dump_outcome_error(err)))
+                requester.send(wire.message(wire.NESTED_DONE, wire.ERROR, request, wire.dump_outcome_error(err)))
 
     def _refill(self) -> None:
         """Tasks queued and no worker left to run them: start one when a token is free.
@@ -462,7 +464,7 @@ class _PoolState:
         with self.lock:
             workers = [w for w in self.workers if w.process is not None]
             for worker in workers:
-                worker.send(w_.message(w_.EXIT, 0, 0))
+                worker.send(wire.message(wire.EXIT, 0, 0))
         for worker in workers:
             self._reap(worker)
 
@@ -549,14 +551,17 @@ def _end_pools_owned_here(wait: bool) -> None:
             state.shutdown(True, False) if wait else state.terminate()
 
 
-def _at_exit() -> None:
+def _at_exit(reason: lifecycle.ExitReason) -> None:
     """End pools left open: wait for their tasks, unless the program dies of an error.
 
     After an uncaught exception (Ctrl-C included) nobody will read the results, so
-    the workers are terminated at once instead.
+    the workers are terminated at once instead. On SIGTERM nothing is done here:
+    workers notice their owner's death by themselves.
     """
+    if reason == "sigterm":
+        return
     failed = getattr(sys, "last_exc", None) or getattr(sys, "last_value", None)  # 3.12+ / 3.11
-    _end_pools_owned_here(wait=failed is None)
+    _end_pools_owned_here(wait=reason == "task-end" or failed is None)
 
 
 def _after_fork_in_child() -> None:
@@ -579,5 +584,4 @@ def _after_fork_in_child() -> None:
         state.workers, state.idle = [], []
 
 
-atexit.register(_at_exit)
-os.register_at_fork(after_in_child=_after_fork_in_child)
+lifecycle.register("pools", at_exit=_at_exit, after_fork=_after_fork_in_child)

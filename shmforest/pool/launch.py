@@ -8,7 +8,7 @@ import signal
 import sys
 from typing import Any
 
-from shmforest import _worker as w_
+from shmforest.pool import worker as w_
 
 #: Overrides the default start method ("fork", "spawn" or "forkserver").
 START_METHOD_ENV_VAR = "SHMFOREST_START_METHOD"
@@ -98,34 +98,35 @@ else:
             return _ForkServerPopen(process_obj)
 
 
-#: What the forkserver imports before it forks: the worker, and the executors whose
-#: stand-ins every task unpickles (``_InWorker`` names its executor's class). Left
-#: to the first task, those imports made a fresh shm executor's first task take
-#: 44 to 47 ms instead of 19 to 20 (median; ``benchmarks/test_bench_dispatch.py``).
-#: numpy loads ``numpy.random`` on first use, which every bootstrapped tree makes
-#: (``bootstrap_counts``): about 10 ms in each fresh worker's first tree otherwise
-#: (one-off timing in a fresh interpreter). A forest's tasks are in ``shmforest.tree.tasks``;
-#: ``shmforest.tree.warmup`` loads the compiled tree kernels, which each worker would
-#: otherwise load from numba's cache at its first tree (or compile, before there is a cache).
-_FORKSERVER_PRELOAD = (
-    w_.__name__,
-    "shmforest.executors.process",
-    "shmforest.executors.shm",
-    "shmforest.tree.tasks",
-    "shmforest.tree.warmup",
-    "numpy.random",
-)
+#: What the forkserver imports before it forks: the worker's module, and what callers
+#: add with :func:`preload_in_workers`. Left to the first task, such imports are paid
+#: again in every fresh worker (``benchmarks/test_bench_dispatch.py`` measures a fresh
+#: shm executor's first task).
+_PRELOAD: list[str] = [w_.__name__]
+
+
+def preload_in_workers(*modules: str) -> None:
+    """Have workers import ``modules`` before their first task, where the start method allows.
+
+    Executors name the modules their tasks unpickle from (their own stand-ins, the
+    task functions and what those load); under forkserver the server imports them
+    once and every worker forks from it with them loaded. Takes effect for a
+    forkserver not started yet.
+    """
+    for module in modules:
+        if module not in _PRELOAD:
+            _PRELOAD.append(module)
 
 
 def _preload_in_forkserver() -> None:
-    """Have the forkserver import this package before it forks, if it is not running yet."""
+    """Have the forkserver import the preload list before it forks, if it is not running yet."""
     from multiprocessing import forkserver
 
     server = getattr(forkserver, "_forkserver", None)
     modules = getattr(server, "_preload_modules", None)
     if server is None or getattr(server, "_forkserver_pid", 0) is not None or modules is None:
         return
-    missing = [m for m in _FORKSERVER_PRELOAD if m not in modules]
+    missing = [m for m in _PRELOAD if m not in modules]
     if missing:
         server.set_forkserver_preload([*modules, *missing])
 

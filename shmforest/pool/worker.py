@@ -4,7 +4,8 @@ One process per worker, connected to the pool's owner by a socket pair. The
 main thread runs one task at a time; a reader thread takes every message off the
 socket, so results of nested submissions arrive while a task runs; a watchdog
 thread ends the worker when the owner is gone. Messages are a 10-byte header
-(kind, flag, id) followed by a cloudpickle payload; see ``pool.py`` for the flow.
+(kind, flag, id) followed by a cloudpickle payload (:mod:`shmforest.pool.wire`);
+see :mod:`shmforest.pool` for the flow.
 """
 
 from __future__ import annotations
@@ -26,142 +27,33 @@ from typing import Any
 
 import cloudpickle
 
-from shmforest.budget import DEPTH_ENV_VAR, ENV_VAR, ProcessBudget, _alive
+from shmforest import lifecycle
+from shmforest.budget import DEPTH_ENV_VAR, ENV_VAR, ProcessBudget
+from shmforest.liveness import is_alive
 from shmforest.errors import TaskPicklingError
+from shmforest.pool.wire import (
+    CLOSING,
+    DECISION,
+    DONE,
+    EXIT,
+    HEADER,
+    IDLE,
+    INLINE,
+    NESTED_DONE,
+    RUN,
+    SUBMIT,
+    dump_task,
+    message,
+    run_inline,
+    run_payload,
+    set_outcome,
+)
 
-# -- wire format ---------------------------------------------------------------------
-HEADER = struct.Struct("<BBq")  # kind, flag, id
-# owner -> worker
-RUN = 1  # id: task; payload: pickled (fn, args, kwargs)
-DECISION = 2  # id: nested request; flag: DISPATCHED or INLINE
-NESTED_DONE = 3  # id: nested request; flag: OK or ERROR; payload: outcome
-EXIT = 4  # finish and exit
-# worker -> owner
-DONE = 5  # id: task; flag: OK or ERROR; payload: outcome
-SUBMIT = 6  # id: nested request; payload: pickled (fn, args, kwargs)
-
-OK, ERROR = 0, 1
-DISPATCHED, INLINE = 0, 1
-# Shared ints the owner keeps current for its workers: how many workers are idle,
-# and whether the pool is shutting down. Read without a lock, only to skip a round
-# trip when the answer would surely be "run it inline".
-IDLE, CLOSING = 0, 1
 _ORPHAN_POLL_S = 0.25
 _ORPHAN_EXIT_CODE = 70
 
-
 # glibc mallopt parameter numbers (malloc.h)
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
-
-
-def message(kind: int, flag: int, ident: int, payload: bytes | memoryview = b"") -> bytes:
-    return HEADER.pack(kind, flag, ident) + payload
-
-
-class RemoteTraceback(Exception):
-    """The traceback of an exception raised in a worker, attached as its ``__cause__``."""
-
-    def __init__(self, tb: str) -> None:
-        super().__init__(tb)
-        self.tb = tb
-
-    def __str__(self) -> str:
-        return f'\n"""\n{self.tb}"""'
-
-
-def dump_task(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
-    """Pickle a task; raise :class:`TaskPicklingError` naming what could not be pickled."""
-    try:
-        return cloudpickle.dumps((fn, args, kwargs), protocol=5)
-    except Exception as exc:
-        culprit = _unpicklable_part(fn, args, kwargs)
-        raise TaskPicklingError(f"cannot send task {_name(fn)} to a worker: {culprit} cannot be pickled ({exc})") from exc
-
-
-def _unpicklable_part(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-    parts = [("the function", fn)]
-    parts += [(f"argument {i}", a) for i, a in enumerate(args)]
-    parts += [(f"argument {k!r}", v) for k, v in kwargs.items()]
-    for what, obj in parts:
-        try:
-            cloudpickle.dumps(obj, protocol=5)
-        except Exception:
-            return f"{what} (of type {type(obj).__module__}.{type(obj).__qualname__})"
-    return "part of it"  # pragma: no cover - each part pickles alone but not together
-
-
-def _name(fn: Any) -> str:
-    return getattr(fn, "__qualname__", None) or type(fn).__qualname__
-
-
-def dump_outcome_error(exc: BaseException) -> bytes:
-    """Pickle an exception with its traceback text; never fails."""
-    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    try:
-        return cloudpickle.dumps((exc, tb), protocol=5)
-    except Exception as pickling_exc:
-        substitute = TaskPicklingError(
-            f"the task raised {type(exc).__module__}.{type(exc).__qualname__}: {exc}; "
-            f"that exception cannot be pickled ({pickling_exc})"
-        )
-        return cloudpickle.dumps((substitute, tb), protocol=5)
-
-
-def run_payload(payload: memoryview | bytes) -> tuple[int, bytes]:
-    """Unpickle and run a task; return (flag, pickled outcome)."""
-    try:
-        fn, args, kwargs = cloudpickle.loads(payload)
-    except BaseException as exc:  # noqa: BLE001 - reported to whoever submitted it
-        err = TaskPicklingError(f"the task could not be unpickled in worker {os.getpid()}: {type(exc).__name__}: {exc}")
-        return ERROR, dump_outcome_error(err)
-    try:
-        result = fn(*args, **kwargs)
-    except BaseException as exc:  # noqa: BLE001 - SystemExit in a task fails the task, not the worker
-        return ERROR, dump_outcome_error(exc)
-    del fn, args, kwargs
-    try:
-        return OK, cloudpickle.dumps(result, protocol=5)
-    except Exception as exc:
-        err = TaskPicklingError(
-            f"the task's result is of type {type(result).__module__}.{type(result).__qualname__}, "
-            f"which cannot be pickled ({exc})"
-        )
-        return ERROR, dump_outcome_error(err)
-
-
-def set_outcome(future: cf.Future[Any], flag: int, payload: memoryview | bytes) -> None:
-    """Complete ``future`` from a pickled outcome."""
-    try:
-        value = cloudpickle.loads(payload)
-    except BaseException as exc:  # noqa: BLE001
-        value = None
-        flag, err = ERROR, TaskPicklingError(f"the task's outcome could not be unpickled: {type(exc).__name__}: {exc}")
-    else:
-        if flag == ERROR:
-            err, tb = value
-            if tb:
-                err.__cause__ = RemoteTraceback(tb)
-    if future.done():  # cancelled by its owner meanwhile
-        return
-    if flag == OK:
-        future.set_result(value)
-    else:
-        future.set_exception(err)
-
-
-def run_inline(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> cf.Future[Any]:
-    """Run a task now, in the caller; return its finished future."""
-    future: cf.Future[Any] = cf.Future()
-    future.set_running_or_notify_cancel()
-    try:
-        result = fn(*args, **kwargs)
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except BaseException as exc:  # noqa: BLE001 - a future carries what the task raised
-        future.set_exception(exc)
-    else:
-        future.set_result(result)
-    return future
 
 
 # -- the worker process ------------------------------------------------------------------
@@ -212,7 +104,7 @@ class Worker:
     def free_workers(self) -> int:
         """Workers a nested submission could get now: the pool's idle ones, or new ones on free tokens."""
         shared = self.shared
-        return int(shared[IDLE]) + (0 if shared[CLOSING] else self.budget._peek_available())
+        return int(shared[IDLE]) + (0 if shared[CLOSING] else self.budget.peek_available())
 
     def submit(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> cf.Future[Any]:
         if self.free_workers() == 0:
@@ -264,7 +156,7 @@ class Worker:
         """Watchdog thread: exit if the owner died without the socket telling us."""
         while True:
             time.sleep(_ORPHAN_POLL_S)
-            if not _alive(self.config.owner_pid, self.config.owner_start):
+            if not is_alive(self.config.owner_pid, self.config.owner_start):
                 os._exit(_ORPHAN_EXIT_CODE)
 
     def serve(self) -> None:
@@ -346,14 +238,10 @@ def _clean_up_after_tasks() -> None:
 
     multiprocessing ends a child with ``os._exit`` and rightly skips atexit (a
     forked child inherits its parent's handlers, temporary directories' included),
-    so the owners' exit hooks are called by name. Pools go first: multiprocessing
-    joins a child's children after this returns.
+    so the exit hooks run here, in their declared order (:mod:`shmforest.lifecycle`):
+    pools first, since multiprocessing joins a child's children after this returns.
     """
-    from shmforest import _dispatch, budget, shared
-
-    _dispatch._end_pools_owned_here(wait=True)
-    budget._close_owned_at_exit()
-    shared.close_owned()
+    lifecycle.run_exit_hooks("task-end")
 
 
 def _ignore_signal(signum: int, frame: object) -> None:
@@ -395,4 +283,4 @@ def _after_fork_in_child() -> None:
             pass
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+lifecycle.register("worker", after_fork=_after_fork_in_child)
