@@ -27,7 +27,11 @@ $(VENV)/.bench: $(PY) pyproject.toml
 demo: $(VENV)/.test
 	$(PY) -m shmforest demo
 
+# Lint, format and types first: they take seconds and fail before a long test run.
 test: $(VENV)/.test
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 	$(PY) -m pytest
 
 bench: $(VENV)/.bench

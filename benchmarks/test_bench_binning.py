@@ -76,7 +76,7 @@ def measure(rounds: int = ROUNDS) -> dict[str, float]:
 
 
 def report(medians: dict[str, float]) -> str:
-    lines = ["| binning 75,000 x 20 | median of %d |" % ROUNDS, "|---|---|"]
+    lines = [f"| binning 75,000 x 20 | median of {ROUNDS} |", "|---|---|"]
     lines += [f"| {name} | {1e3 * s:.1f} ms |" for name, s in medians.items()]
     return "\n".join(lines)
 

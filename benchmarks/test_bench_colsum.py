@@ -120,7 +120,9 @@ def main() -> None:
         print("joblib not installed: pip install '.[bench]' to compare against it", file=sys.stderr)
     rows = {name: measure(name, a) for name in names}
     floor = rows["numpy"]["repeat_s"]
-    print("| runner | first call | repeated call | repeated / numpy | peak tree PSS added | peak MemAvailable drop | peak workers |")
+    print(
+        "| runner | first call | repeated call | repeated / numpy | peak tree PSS added | peak MemAvailable drop | peak workers |"
+    )
     print("|---|---|---|---|---|---|---|")
     for name, r in rows.items():
         print(

@@ -21,7 +21,6 @@ from shmforest.executors.registry import get_executor
 from shmforest.pool import WorkerPool
 
 
-
 def noop() -> None:
     return None
 

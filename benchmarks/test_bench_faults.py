@@ -53,7 +53,9 @@ print(statistics.median(faults[1:]), statistics.median(seconds[1:]))
 def run_fresh(script: str, env: dict[str, str]) -> str:
     """The output of ``script`` in a fresh interpreter, with ``env``'s malloc settings only."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
-    out = subprocess.run([sys.executable, "-c", script], env={**clean, **env}, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", script], env={**clean, **env}, capture_output=True, text=True, check=True
+    )
     return out.stdout
 
 
@@ -102,7 +104,9 @@ def main() -> None:
         faults, seconds = fit_faults(env)
         print(f"| {name} | {faults:,.0f} | {seconds:.2f} s |")
     faults, seconds = predict_faults()
-    print(f"\n100-tree predict of 25,000 rows, n_jobs=2, warm: {faults:,.0f} minor faults, {seconds:.3f} s (median of 5)")
+    print(
+        f"\n100-tree predict of 25,000 rows, n_jobs=2, warm: {faults:,.0f} minor faults, {seconds:.3f} s (median of 5)"
+    )
 
 
 if __name__ == "__main__":

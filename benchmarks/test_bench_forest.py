@@ -71,6 +71,8 @@ def probe_capacity(probe: CapacityProbe, kind: str) -> None:
     seen = CAPACITY.setdefault(kind, {"compute": [], "memory": []})
     for kernel, values in seen.items():
         values.append(probe.measure(kernel))
+
+
 # The predict goal: these two forests predict the test rows in turns, once both are fitted.
 PREDICT_PAIR = (("shmforest", "shm", 2), ("scikit-learn", None, 2))
 PREDICT_ROUNDS = 7
@@ -123,7 +125,9 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     return out, time.perf_counter() - t0
 
 
-def _fit_once(make: Callable[..., Any], runner: tuple[str, str | None, int], data: tuple[np.ndarray, ...]) -> tuple[Any, float, float, np.ndarray]:
+def _fit_once(
+    make: Callable[..., Any], runner: tuple[str, str | None, int], data: tuple[np.ndarray, ...]
+) -> tuple[Any, float, float, np.ndarray]:
     X_train, X_test, y_train, _ = data
     model = make(*runner)
     try:
@@ -144,7 +148,10 @@ def measure_fit(
 
 
 def measure_in_turns(
-    make: Callable[..., Any], runners: list[tuple[str, str | None, int]], data: tuple[np.ndarray, ...], repeats: int,
+    make: Callable[..., Any],
+    runners: list[tuple[str, str | None, int]],
+    data: tuple[np.ndarray, ...],
+    repeats: int,
     probe: CapacityProbe | None = None,
 ) -> dict[tuple[str, str | None, int], dict[str, Any]]:
     """Each runner fits and predicts once per round, ``repeats`` rounds; the median times.
@@ -209,7 +216,7 @@ def compare_predicts(runner: tuple[str, str | None, int], model: Any, X_test: np
     times: dict[tuple[str, str | None, int], list[float]] = {r: [] for r in PREDICT_PAIR}
     for _ in range(PREDICT_ROUNDS):
         for r in PREDICT_PAIR:
-            times[r].append(timed(lambda: _PREDICT_MODELS[r].predict(X_test))[1])
+            times[r].append(timed(lambda r=r: _PREDICT_MODELS[r].predict(X_test))[1])
     for r, ts in times.items():
         RESULTS["forest"][r].update(predict_again_s=statistics.median(ts), predict_best_s=min(ts))
     _PREDICT_MODELS.clear()
@@ -227,12 +234,16 @@ def scaling_in_turns(data: tuple[np.ndarray, ...], rounds: int = SCALING_ROUNDS)
             order = SCALING_PAIR if i % 2 == 0 else SCALING_PAIR[::-1]
             for runner in order:
                 model = make_forest(*runner)
-                fits[runner].append(timed(lambda: model.fit(X_train, y_train))[1])
+                fits[runner].append(timed(lambda model=model: model.fit(X_train, y_train))[1])
             serial, shm = (fits[r][-1] for r in SCALING_PAIR)
             ratios.append(serial / shm)
         probe_capacity(probe, "scaling")
-    return {"ratios": ratios, "ratio": statistics.median(ratios), "capacity": CAPACITY["scaling"],
-            "fits": {_label(r): ts for r, ts in fits.items()}}
+    return {
+        "ratios": ratios,
+        "ratio": statistics.median(ratios),
+        "capacity": CAPACITY["scaling"],
+        "fits": {_label(r): ts for r, ts in fits.items()},
+    }
 
 
 def _label(runner: tuple[str, str | None, int]) -> str:
@@ -277,33 +288,64 @@ def goals() -> list[tuple[str, str, bool | None]]:
     serial = forest.get(("shmforest", "serial", 1))
     out: list[tuple[str, str, bool | None]] = []
     if shm2 and sk2:
-        out.append(("shm 2 workers fit <= scikit-learn n_jobs=2",
-                    f"{shm2['fit_s']:.2f} s vs {sk2['fit_s']:.2f} s", shm2["fit_s"] <= sk2["fit_s"]))
+        out.append(
+            (
+                "shm 2 workers fit <= scikit-learn n_jobs=2",
+                f"{shm2['fit_s']:.2f} s vs {sk2['fit_s']:.2f} s",
+                shm2["fit_s"] <= sk2["fit_s"],
+            )
+        )
         gap = 100 * (shm2["accuracy"] - sk2["accuracy"])
-        out.append(("accuracy within 0.5 points of scikit-learn n_jobs=2",
-                    f"{shm2['accuracy']:.4f} vs {sk2['accuracy']:.4f} ({gap:+.2f} points)", abs(gap) <= 0.5))
+        out.append(
+            (
+                "accuracy within 0.5 points of scikit-learn n_jobs=2",
+                f"{shm2['accuracy']:.4f} vs {sk2['accuracy']:.4f} ({gap:+.2f} points)",
+                abs(gap) <= 0.5,
+            )
+        )
         ours_p = shm2.get("predict_again_s", shm2["predict_s"])
         theirs_p = sk2.get("predict_again_s", sk2["predict_s"])
-        best = (f"; best {shm2['predict_best_s']:.3f} s vs {sk2['predict_best_s']:.3f} s"
-                if "predict_best_s" in shm2 and "predict_best_s" in sk2 else "")
-        out.append((f"predict 25,000 rows no slower than scikit-learn (n_jobs=2, median of {PREDICT_ROUNDS} in turns)",
-                    f"{ours_p:.3f} s vs {theirs_p:.3f} s{best}", ours_p <= theirs_p))
+        best = (
+            f"; best {shm2['predict_best_s']:.3f} s vs {sk2['predict_best_s']:.3f} s"
+            if "predict_best_s" in shm2 and "predict_best_s" in sk2
+            else ""
+        )
+        out.append(
+            (
+                f"predict 25,000 rows no slower than scikit-learn (n_jobs=2, median of {PREDICT_ROUNDS} in turns)",
+                f"{ours_p:.3f} s vs {theirs_p:.3f} s{best}",
+                ours_p <= theirs_p,
+            )
+        )
     scaling = RESULTS.get("scaling")
     if scaling:
         rounds = ", ".join(f"{r:.2f}" for r in scaling["ratios"])
-        out.append((f"shm 2 workers >= 1.8x our serial (median of {len(scaling['ratios'])} rounds back to back)",
-                    f"{scaling['ratio']:.2f}x (rounds {rounds}){_capacity_note('scaling')}", scaling["ratio"] >= 1.8))
+        out.append(
+            (
+                f"shm 2 workers >= 1.8x our serial (median of {len(scaling['ratios'])} rounds back to back)",
+                f"{scaling['ratio']:.2f}x (rounds {rounds}){_capacity_note('scaling')}",
+                scaling["ratio"] >= 1.8,
+            )
+        )
     elif shm2 and serial:
         speedup = serial["fit_s"] / shm2["fit_s"]
         out.append(("shm 2 workers >= 1.8x our serial (the table's fits)", f"{speedup:.2f}x", speedup >= 1.8))
     tree_serial = tree.get(("shmforest", "serial", 1))
-    for executor, note in (("shm", ""), ("shm+started", ", workers already running"),
-                           ("shm+reused", ", one executor across fits")):
+    for executor, note in (
+        ("shm", ""),
+        ("shm+started", ", workers already running"),
+        ("shm+reused", ", one executor across fits"),
+    ):
         tree_shm = tree.get(("shmforest", executor, 2))
         if tree_serial and tree_shm:
             speedup = tree_serial["fit_s"] / tree_shm["fit_s"]
-            out.append((f"single tree branch-parallel (shm, 2{note}) >= 1.5x serial",
-                        f"{speedup:.2f}x{_capacity_note('tree') if not note else ''}", speedup >= 1.5))
+            out.append(
+                (
+                    f"single tree branch-parallel (shm, 2{note}) >= 1.5x serial",
+                    f"{speedup:.2f}x{_capacity_note('tree') if not note else ''}",
+                    speedup >= 1.5,
+                )
+            )
     return out
 
 
@@ -312,9 +354,11 @@ def _capacity_note(kind: str) -> str:
     if kind not in CAPACITY:
         return ""
     seen, memory = CAPACITY[kind]["compute"], CAPACITY[kind]["memory"]
-    return (f"; meanwhile 2 processes got {statistics.median(seen):.2f} cores' worth of compute "
-            f"({min(seen):.2f} to {max(seen):.2f}) and {statistics.median(memory):.2f} of memory bandwidth "
-            f"({min(memory):.2f} to {max(memory):.2f}; medians of {len(seen)} probes)")
+    return (
+        f"; meanwhile 2 processes got {statistics.median(seen):.2f} cores' worth of compute "
+        f"({min(seen):.2f} to {max(seen):.2f}) and {statistics.median(memory):.2f} of memory bandwidth "
+        f"({min(memory):.2f} to {max(memory):.2f}; medians of {len(seen)} probes)"
+    )
 
 
 def report() -> str:
@@ -354,9 +398,12 @@ def main() -> None:
         RESULTS["tree"][runner] = result
         print(_label(runner), {k: round(v, 4) for k, v in result.items() if k != "fits"}, flush=True)
     serial, shm = (RESULTS["tree"][("shmforest", ex, n)]["fits"] for ex, n in (("serial", 1), ("shm", 2)))
-    print("deep tree rounds, serial / shm:", [round(a / b, 2) for a, b in zip(serial, shm)],
-          *(f"{kernel}: {[round(c, 2) for c in values]}" for kernel, values in CAPACITY.get("tree", {}).items()),
-          flush=True)
+    print(
+        "deep tree rounds, serial / shm:",
+        [round(a / b, 2) for a, b in zip(serial, shm)],
+        *(f"{kernel}: {[round(c, 2) for c in values]}" for kernel, values in CAPACITY.get("tree", {}).items()),
+        flush=True,
+    )
     print(report())
 
 

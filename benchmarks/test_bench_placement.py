@@ -141,7 +141,9 @@ def test_readers_footprint(benchmark, mode, workers):
 
 
 def main() -> None:
-    print("| readers | data path | whole-tree PSS, idle | while reading | added | added / 1 GiB | MemAvailable drop | seconds |")
+    print(
+        "| readers | data path | whole-tree PSS, idle | while reading | added | added / 1 GiB | MemAvailable drop | seconds |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for workers in (2, 4):
         for mode in ("shared", "pickled"):

@@ -66,8 +66,14 @@ def predictors():
 
 @pytest.mark.parametrize(
     "runner",
-    ["shmforest n_jobs=1", "shmforest n_jobs=2", "shmforest n_jobs=2, first predict after fit",
-     "ForestArrays, 2 threads", "scikit-learn n_jobs=1", "scikit-learn n_jobs=2"],
+    [
+        "shmforest n_jobs=1",
+        "shmforest n_jobs=2",
+        "shmforest n_jobs=2, first predict after fit",
+        "ForestArrays, 2 threads",
+        "scikit-learn n_jobs=1",
+        "scikit-learn n_jobs=2",
+    ],
 )
 def test_predict(benchmark, predictors, runner):
     benchmark.pedantic(predictors[runner], rounds=ROUNDS, warmup_rounds=1)
@@ -87,8 +93,10 @@ def main() -> None:
     for name, ts in times.items():
         print(f"| {name} | {min(ts):.3f} s | {statistics.median(ts):.3f} s |")
     ours, theirs = times["shmforest n_jobs=2"], times["scikit-learn n_jobs=2"]
-    print(f"\nscikit-learn n_jobs=2 / shmforest n_jobs=2: {min(theirs) / min(ours):.2f}x best, "
-          f"{statistics.median(theirs) / statistics.median(ours):.2f}x median (above 1: we are faster)")
+    print(
+        f"\nscikit-learn n_jobs=2 / shmforest n_jobs=2: {min(theirs) / min(ours):.2f}x best, "
+        f"{statistics.median(theirs) / statistics.median(ours):.2f}x median (above 1: we are faster)"
+    )
 
 
 if __name__ == "__main__":

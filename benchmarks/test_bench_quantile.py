@@ -100,5 +100,7 @@ if __name__ == "__main__":
     for leaf in LEAVES:
         print(f"min_samples_leaf={leaf}")
         for side, r in run(leaf).items():
-            print(f"  {side:32s} coverage {r['coverage']:.3f}  pinball {r['pinball']:.4f}  "
-                  f"fit {r['fit_s']:.2f} s  predict {r['predict_s']:.2f} s")
+            print(
+                f"  {side:32s} coverage {r['coverage']:.3f}  pinball {r['pinball']:.4f}  "
+                f"fit {r['fit_s']:.2f} s  predict {r['predict_s']:.2f} s"
+            )

@@ -75,9 +75,14 @@ def fit_ours(data: tuple[np.ndarray, ...], sparse: bool = True) -> dict[str, Any
     t0 = time.perf_counter()
     proba = predict_forest(trees, X_test)
     predict_s = time.perf_counter() - t0
-    return {"per_tree_s": fit_s / N_TREES, "binning_s": binning_s, "predict_s": predict_s,
-            "accuracy": float(np.mean(proba.argmax(1) == y_test)),
-            "nodes": float(np.mean([t.node_count for t in trees])), "trees": trees}
+    return {
+        "per_tree_s": fit_s / N_TREES,
+        "binning_s": binning_s,
+        "predict_s": predict_s,
+        "accuracy": float(np.mean(proba.argmax(1) == y_test)),
+        "nodes": float(np.mean([t.node_count for t in trees])),
+        "trees": trees,
+    }
 
 
 def fit_sklearn(data: tuple[np.ndarray, ...]) -> dict[str, Any]:
@@ -87,17 +92,24 @@ def fit_sklearn(data: tuple[np.ndarray, ...]) -> dict[str, Any]:
     X_train, X_test, y_train, y_test = data
     X32 = X_train.astype(np.float32)  # scikit-learn's forest converts once, before its trees
     t0 = time.perf_counter()
-    trees = [DecisionTreeClassifier(max_features="sqrt", random_state=i).fit(
-        X32, y_train, sample_weight=bootstrap_counts(y_train.size, i).astype(np.float64)) for i in range(N_TREES)]
+    trees = [
+        DecisionTreeClassifier(max_features="sqrt", random_state=i).fit(
+            X32, y_train, sample_weight=bootstrap_counts(y_train.size, i).astype(np.float64)
+        )
+        for i in range(N_TREES)
+    ]
     fit_s = time.perf_counter() - t0
     proba = np.mean([t.predict_proba(X_test) for t in trees], axis=0)
     forest = RandomForestClassifier(N_TREES, random_state=0, n_jobs=1).fit(X_train, y_train)
     t0 = time.perf_counter()
     forest.predict_proba(X_test)
     predict_s = time.perf_counter() - t0
-    return {"per_tree_s": fit_s / N_TREES, "predict_s": predict_s,
-            "accuracy": float(np.mean(proba.argmax(1) == y_test)),
-            "nodes": float(np.mean([t.tree_.node_count for t in trees]))}
+    return {
+        "per_tree_s": fit_s / N_TREES,
+        "predict_s": predict_s,
+        "accuracy": float(np.mean(proba.argmax(1) == y_test)),
+        "nodes": float(np.mean([t.tree_.node_count for t in trees])),
+    }
 
 
 def _build_timed(builder: TreeBuilder, ds: SharedDataset, parallel: bool) -> tuple[Tree, float]:
@@ -133,9 +145,15 @@ def deep_tree_parallel(data: tuple[np.ndarray, ...]) -> dict[str, Any]:
             wall = time.perf_counter() - t0
             after = _cpu_seconds(pids)
     cpu = [after[q] - before[q] for q in pids]
-    return {"serial_s": serial_s, "parallel_s": wall, "speedup": serial_s / wall,
-            "worker_cpu_s": cpu, "speedup_bound": serial_s / max(cpu), "identical": parallel == serial,
-            "nodes": serial.node_count}
+    return {
+        "serial_s": serial_s,
+        "parallel_s": wall,
+        "speedup": serial_s / wall,
+        "worker_cpu_s": cpu,
+        "speedup_bound": serial_s / max(cpu),
+        "identical": parallel == serial,
+        "nodes": serial.node_count,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -168,16 +186,20 @@ def report() -> str:
     for who in ("shmforest", "shmforest-dense-only", "scikit-learn"):
         r = RESULTS.get(who)
         if r:
-            lines.append(f"{who:22s} per tree {r['per_tree_s']:.3f} s  nodes {r['nodes']:.0f}  "
-                         f"{N_TREES}-tree accuracy {r['accuracy']:.4f}  predict {r['predict_s']:.3f} s")
+            lines.append(
+                f"{who:22s} per tree {r['per_tree_s']:.3f} s  nodes {r['nodes']:.0f}  "
+                f"{N_TREES}-tree accuracy {r['accuracy']:.4f}  predict {r['predict_s']:.3f} s"
+            )
     if ours and theirs:
         lines.append(f"per-tree fit ratio (ours / scikit-learn): {ours['per_tree_s'] / theirs['per_tree_s']:.2f}")
         lines.append(f"predict ratio (ours / scikit-learn): {ours['predict_s'] / theirs['predict_s']:.2f}")
     d = RESULTS.get("deep tree")
     if d:
-        lines.append(f"deep tree: serial {d['serial_s']:.3f} s, shm x2 {d['parallel_s']:.3f} s "
-                     f"({d['speedup']:.2f}x wall; worker CPU {[round(c, 3) for c in d['worker_cpu_s']]} s, "
-                     f"so at most {d['speedup_bound']:.2f}x on two free cores), identical: {d['identical']}")
+        lines.append(
+            f"deep tree: serial {d['serial_s']:.3f} s, shm x2 {d['parallel_s']:.3f} s "
+            f"({d['speedup']:.2f}x wall; worker CPU {[round(c, 3) for c in d['worker_cpu_s']]} s, "
+            f"so at most {d['speedup_bound']:.2f}x on two free cores), identical: {d['identical']}"
+        )
     return "\n".join(lines)
 
 

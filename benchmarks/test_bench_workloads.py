@@ -62,22 +62,45 @@ def _rows(n: int) -> int:
     return n // SCALE
 
 
-WORKLOADS = {w.name: w for w in [
-    Workload("easy", lambda: datasets.make_classification(_rows(100_000), 20, n_informative=10, random_state=0),
-             False, 100),
-    Workload("noisy5", lambda: datasets.make_classification(_rows(100_000), 20, n_informative=5, n_classes=5,
-                                                             flip_y=0.2, random_state=0), False, 50),
-    Workload("regression", lambda: datasets.make_regression(_rows(100_000), 20, noise=10, random_state=0), True, 30),
-    Workload("friedman1", lambda: datasets.make_friedman1(_rows(100_000), noise=1.0, random_state=0), True, 30),
-    Workload("wide", lambda: datasets.make_classification(_rows(20_000), 200, n_informative=20, random_state=0),
-             False, 100),
-    Workload("tall", lambda: datasets.make_classification(_rows(1_000_000), 20, n_informative=10, random_state=0),
-             False, 20),
-    Workload("digits", lambda: datasets.load_digits(return_X_y=True), False, 100),
-    Workload("breast_cancer", lambda: datasets.load_breast_cancer(return_X_y=True), False, 100),
-    Workload("wine", lambda: datasets.load_wine(return_X_y=True), False, 100),
-    Workload("diabetes", lambda: datasets.load_diabetes(return_X_y=True), True, 100),
-]}
+WORKLOADS = {
+    w.name: w
+    for w in [
+        Workload(
+            "easy",
+            lambda: datasets.make_classification(_rows(100_000), 20, n_informative=10, random_state=0),
+            False,
+            100,
+        ),
+        Workload(
+            "noisy5",
+            lambda: datasets.make_classification(
+                _rows(100_000), 20, n_informative=5, n_classes=5, flip_y=0.2, random_state=0
+            ),
+            False,
+            50,
+        ),
+        Workload(
+            "regression", lambda: datasets.make_regression(_rows(100_000), 20, noise=10, random_state=0), True, 30
+        ),
+        Workload("friedman1", lambda: datasets.make_friedman1(_rows(100_000), noise=1.0, random_state=0), True, 30),
+        Workload(
+            "wide",
+            lambda: datasets.make_classification(_rows(20_000), 200, n_informative=20, random_state=0),
+            False,
+            100,
+        ),
+        Workload(
+            "tall",
+            lambda: datasets.make_classification(_rows(1_000_000), 20, n_informative=10, random_state=0),
+            False,
+            20,
+        ),
+        Workload("digits", lambda: datasets.load_digits(return_X_y=True), False, 100),
+        Workload("breast_cancer", lambda: datasets.load_breast_cancer(return_X_y=True), False, 100),
+        Workload("wine", lambda: datasets.load_wine(return_X_y=True), False, 100),
+        Workload("diabetes", lambda: datasets.load_diabetes(return_X_y=True), True, 100),
+    ]
+}
 
 #: (label, library, executor, n_jobs), fitted in turns each round.
 FOREST_RUNNERS = [
@@ -99,8 +122,9 @@ def _forest(w: Workload, library: str, executor: str | None, n_jobs: int) -> Any
     kind = "Regressor" if w.regression else "Classifier"
     n = max(2, w.n_trees // SCALE)
     if library == "shmforest":
-        return getattr(shmforest, f"RandomForest{kind}")(n_estimators=n, executor=executor, n_jobs=n_jobs,
-                                                         random_state=0)
+        return getattr(shmforest, f"RandomForest{kind}")(
+            n_estimators=n, executor=executor, n_jobs=n_jobs, random_state=0
+        )
     return getattr(sk_ensemble, f"RandomForest{kind}")(n_estimators=n, n_jobs=n_jobs, random_state=0)
 
 
@@ -155,8 +179,13 @@ def measure_forests(w: Workload, rounds: int = ROUNDS, runners: list | None = No
             first, _ = _timed(lambda: model.predict(X_test))  # noqa: B023
             again, _ = _timed(lambda: model.predict(X_test))  # noqa: B023
             row = seen.setdefault(label, {})
-            for key, value in (("fit", fit), ("predict_first", first), ("predict_again", again),
-                               ("score", _score(w, model, X_test, y_test)), ("peak_mib", mem.peak / 2**20)):
+            for key, value in (
+                ("fit", fit),
+                ("predict_first", first),
+                ("predict_again", again),
+                ("score", _score(w, model, X_test, y_test)),
+                ("peak_mib", mem.peak / 2**20),
+            ):
                 row.setdefault(key, []).append(value)
     return {label: {k: statistics.median(v) for k, v in row.items()} for label, row in seen.items()}
 
@@ -226,8 +255,11 @@ def main(names: list[str]) -> None:
         print(f"{name:<14}" + "".join(f"{r.get(h, float('nan')):>20.3f}" for h in header), flush=True)
     if not names or "deep" in names:
         d = measure_deep_tree()
-        print("deep regression tree, seconds:", {k: round(v, 3) for k, v in d.items()},
-              f"speed-up shm-2/serial {d['serial'] / d['shm-2']:.2f}x thread-2 {d['serial'] / d['thread-2']:.2f}x")
+        print(
+            "deep regression tree, seconds:",
+            {k: round(v, 3) for k, v in d.items()},
+            f"speed-up shm-2/serial {d['serial'] / d['shm-2']:.2f}x thread-2 {d['serial'] / d['thread-2']:.2f}x",
+        )
 
 
 if __name__ == "__main__":

@@ -58,7 +58,26 @@ _EXPORTS = {
     "fit_many": "shmforest.estimators",
 }
 
-__all__ = sorted([*_EXPORTS, "__version__"])
+__all__ = [
+    "ArrayHandle",
+    "DecisionTreeClassifier",
+    "DecisionTreeRegressor",
+    "Executor",
+    "ProcessBudget",
+    "RandomForestClassifier",
+    "RandomForestQuantileRegressor",
+    "RandomForestRegressor",
+    "SharedArray",
+    "SharedDataset",
+    "ShmforestError",
+    "__version__",
+    "available_executors",
+    "current_executor",
+    "fit_many",
+    "get_executor",
+    "register_executor",
+    "usable_cores",
+]
 
 
 def __getattr__(name: str) -> Any:

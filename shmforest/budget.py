@@ -29,7 +29,6 @@ for microseconds, which is not waiting for a token.
 from __future__ import annotations
 
 import fcntl
-import math
 import mmap
 import os
 import re
@@ -42,7 +41,7 @@ from contextlib import contextmanager
 from shmforest import lifecycle
 from shmforest.cores import usable_cores
 from shmforest.errors import BudgetError, BudgetWarning, NestingDepthError
-from shmforest.liveness import current_process, is_alive, start_time
+from shmforest.liveness import current_process, is_alive
 from shmforest.shared import SEGMENT_PREFIX, create_segment, unlink_segment
 
 try:  # POSIX only, as in shared.py
@@ -263,8 +262,6 @@ def _after_fork_in_child() -> None:
         state.lock = threading.Lock()
 
 
-
-
 # --------------------------------------------------------------------------- the budget
 
 
@@ -401,9 +398,7 @@ class ProcessBudget:
         with state.locked() as w:
             freed = _free_slots(state, w, pid, start, n)
         if freed < n:
-            raise BudgetError(
-                f"release({n}) on budget {self._name!r}, but process {pid} held only {freed} token(s)"
-            )
+            raise BudgetError(f"release({n}) on budget {self._name!r}, but process {pid} held only {freed} token(s)")
 
     @contextmanager
     def tokens(self, n: int = 1) -> Iterator[int]:

@@ -9,6 +9,7 @@ about this package.
 from __future__ import annotations
 
 from concurrent.futures import BrokenExecutor
+from typing import Any
 
 __all__ = [
     "ShmforestError",
@@ -69,7 +70,7 @@ class WorkerCrashedError(ShmforestError, BrokenExecutor):
         self.pid = pid
         self.exitcode = exitcode
 
-    def __reduce__(self):  # keep pid/exitcode across pickling
+    def __reduce__(self) -> tuple[Any, ...]:  # keep pid/exitcode across pickling
         return (_rebuild_crash, (str(self), self.pid, self.exitcode))
 
 

@@ -35,7 +35,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from multiprocessing import resource_tracker
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -317,7 +317,8 @@ class ArrayHandle:
             The block is gone (also a ``FileNotFoundError``).
         """
         mm = _attach(self.segment)
-        view = np.ndarray(self.shape, np.dtype(self.dtype), buffer=mm, offset=self.offset, order=self.order)
+        order: Literal["C", "F"] = "F" if self.order == "F" else "C"
+        view = np.ndarray(self.shape, np.dtype(self.dtype), buffer=mm, offset=self.offset, order=order)
         view.flags.writeable = writable
         return view
 
@@ -345,7 +346,9 @@ class SharedArray:
 
     def __init__(self, array: Any) -> None:
         other = SharedArray.copy_of(array)
-        self._handle, self._segment, self._writable = other._handle, other._segment, True
+        self._handle: ArrayHandle = other._handle
+        self._segment: _Segment | None = other._segment
+        self._writable = True
         self._view: np.ndarray | None = None
         self._closed = False
         other._segment = None  # ownership moved to self
@@ -364,7 +367,7 @@ class SharedArray:
         """A new block holding an uninitialised array; the owner's view is writable."""
         dtype = np.dtype(dtype)
         _check_dtype(dtype, "dtype")
-        shape = (int(shape),) if np.ndim(shape) == 0 else tuple(int(s) for s in shape)
+        shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
         if any(s < 0 for s in shape):
             raise ValueError(f"shape must hold non-negative sizes, got {shape}")
         if order not in ("C", "F"):
@@ -669,4 +672,3 @@ def place_arguments(
         return value
 
     return map_arguments(obj, replace)
-

@@ -15,7 +15,6 @@ import pytest
 
 from shmforest import budget as budget_mod
 from shmforest import cores, liveness
-from shmforest.cores import usable_cores
 from shmforest.budget import (
     DEPTH_ENV_VAR,
     ENV_VAR,
@@ -25,8 +24,8 @@ from shmforest.budget import (
     check_nesting_depth,
     default_budget,
     default_budget_segment,
-
 )
+from shmforest.cores import usable_cores
 from shmforest.errors import BudgetError, BudgetWarning, NestingDepthError
 
 SHM = "/dev/shm"
@@ -76,7 +75,7 @@ def test_tokens_context_manager_releases_on_error(budget):
     with pytest.raises(ZeroDivisionError):
         with budget.tokens(2) as got:
             assert got == 2 and budget.available == 1
-            1 / 0
+            raise ZeroDivisionError
     assert budget.available == 3
     with budget.tokens(5) as got:
         assert got == 3
@@ -240,7 +239,10 @@ def test_joined_handles_see_the_owner_close(budget):
 
 
 def test_a_killed_owners_budget_is_swept():
-    code = "from shmforest.budget import ProcessBudget\nb = ProcessBudget(2)\nprint(b.name, flush=True)\nimport time; time.sleep(60)\n"
+    code = (
+        "from shmforest.budget import ProcessBudget\nb = ProcessBudget(2)\n"
+        "print(b.name, flush=True)\nimport time; time.sleep(60)\n"
+    )
     proc = _python(code)
     name = proc.stdout.readline().strip()
     assert os.path.exists(os.path.join(SHM, name))

@@ -98,7 +98,7 @@ def test_no_import_cycle():
         path.append(name)
         for target in sorted(edges.get(name, ())):
             if state.get(target) == 1:
-                cycles.append(path[path.index(target):] + [target])
+                cycles.append(path[path.index(target) :] + [target])
             elif target not in state:
                 visit(target)
         path.pop()

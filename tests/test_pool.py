@@ -150,7 +150,13 @@ def inner_pool_report(n: int) -> dict:
     with WorkerPool() as inner:
         futures = [inner.submit(sleep_and_pid, 0.2) for _ in range(n)]
         pids = {f.result() for f in futures}
-        return {"budget": inner.budget.name, "env": os.environ.get(ENV_VAR), "depth": os.environ.get(DEPTH_ENV_VAR), "pids": sorted(pids), "me": os.getpid()}
+        return {
+            "budget": inner.budget.name,
+            "env": os.environ.get(ENV_VAR),
+            "depth": os.environ.get(DEPTH_ENV_VAR),
+            "pids": sorted(pids),
+            "me": os.getpid(),
+        }
 
 
 def env_of_grandchild(method: str) -> str | None:
@@ -208,7 +214,13 @@ def test_workers_are_not_daemonic_and_may_start_processes(budget2):
 
 @pytest.mark.parametrize(
     "worker_method, method",
-    [("forkserver", "forkserver"), ("forkserver", "fork"), ("forkserver", "spawn"), ("fork", "forkserver"), ("spawn", "forkserver")],
+    [
+        ("forkserver", "forkserver"),
+        ("forkserver", "fork"),
+        ("forkserver", "spawn"),
+        ("fork", "forkserver"),
+        ("spawn", "forkserver"),
+    ],
 )
 def test_a_process_started_in_a_task_joins_the_budget(worker_method, method, budget2):
     with WorkerPool(budget2, start_method=worker_method) as pool:
@@ -229,6 +241,7 @@ def test_bad_arguments_are_refused():
 
 def test_submissions_from_many_threads(budget2):
     with Sampler() as sampler, WorkerPool(budget2) as pool:
+
         def client(i):
             return [pool.submit(pow, i, k).result() for k in range(20)]
 

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from shmforest.errors import ExecutorNotFoundError, PluginImportError
-from shmforest.executors import Executor, available_executors, executor_class, get_executor, register_executor
-from shmforest.executors import registry
+from shmforest.executors import Executor, available_executors, executor_class, get_executor, register_executor, registry
 from shmforest.executors.serial import SerialExecutor
 from shmforest.executors.shm import ShmExecutor
 from shmforest.testing.conformance import ExecutorConformance

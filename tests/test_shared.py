@@ -36,8 +36,22 @@ def _wait_gone(name: str, timeout: float) -> bool:
 # ----------------------------------------------------------------- placement
 
 
-DTYPES = [np.bool_, np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64, np.uint64,
-          np.float16, np.float32, np.float64, np.complex64, np.complex128]
+DTYPES = [
+    np.bool_,
+    np.int8,
+    np.uint8,
+    np.int16,
+    np.uint16,
+    np.int32,
+    np.uint32,
+    np.int64,
+    np.uint64,
+    np.float16,
+    np.float32,
+    np.float64,
+    np.complex64,
+    np.complex128,
+]
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
@@ -173,7 +187,9 @@ def test_attaching_process_never_unlinks_nor_warns(method):
     with SharedArray.copy_of(np.ones(100)) as sa:
         proc = subprocess.run(
             [sys.executable, "-c", _ATTACH_SCRIPT, pickle.dumps(sa.handle).hex(), method],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.strip() == "100.0"
@@ -220,7 +236,7 @@ def test_use_after_close_raises_clearly():
     sa = SharedArray.copy_of(np.ones(3))
     sa.close()
     with pytest.raises(SharedArrayClosedError, match=sa.name):
-        sa.array
+        _ = sa.array
     with pytest.raises(ValueError):  # SharedArrayClosedError is also a ValueError
         pickle.dumps(sa)
 
@@ -267,8 +283,13 @@ _OWNER_SCRIPT = textwrap.dedent(
 
 
 def _start_owner(mode: str) -> tuple[subprocess.Popen, list[str]]:
-    proc = subprocess.Popen([sys.executable, "-c", _OWNER_SCRIPT, mode], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _OWNER_SCRIPT, mode],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     names = proc.stdout.readline().split()
     assert len(names) == 2 and all(_exists(n) for n in names), proc.stderr.read() if proc.poll() is not None else ""
     proc.stdin.write("go\n")

@@ -19,7 +19,8 @@ from sklearn.metrics import accuracy_score, r2_score
 from sklearn.utils import Bunch
 from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
 
-from shmforest.estimators.batch import DEFAULT_EXECUTOR, Targets, TreePlan, TreeResults, fit_models
+from shmforest.cores import usable_cores
+from shmforest.estimators.batch import Targets, TreePlan, TreeResults, fit_models
 from shmforest.estimators.class_weight import resolve_class_weight
 from shmforest.estimators.validation import (
     FOREST_CONSTRAINTS,
@@ -30,7 +31,6 @@ from shmforest.estimators.validation import (
     resolve_min_samples_split,
     resolve_n_jobs,
 )
-from shmforest.cores import usable_cores
 from shmforest.executors.base import in_task
 from shmforest.tree.builder import TreeParams
 from shmforest.tree.ensemble import ForestArrays
@@ -127,11 +127,16 @@ class TreeModel(BaseEstimator):
     def _fit_options(self, targets: Targets, bootstrap: bool = False) -> FitOptions:
         """What each tree task does besides growing: class weights (classifiers), pruning."""
         class_weight, subsample = None, False
-        if is_classifier(self) and targets.classes is not None:
+        if is_classifier(self) and targets.classes is not None and targets.codes is not None:
             class_weight, subsample = resolve_class_weight(
-                getattr(self, "class_weight", None), targets.y, targets.codes, targets.classes,
-                forest=isinstance(self, BaseForest), bootstrap=bootstrap,
-                warm_start=bool(getattr(self, "warm_start", False)), sample_weight=targets.sample_weight,
+                getattr(self, "class_weight", None),
+                targets.y,
+                targets.codes,
+                targets.classes,
+                forest=isinstance(self, BaseForest),
+                bootstrap=bootstrap,
+                warm_start=bool(getattr(self, "warm_start", False)),
+                sample_weight=targets.sample_weight,
             )
         return FitOptions(class_weight, subsample, float(self.ccp_alpha))
 
@@ -139,6 +144,7 @@ class TreeModel(BaseEstimator):
         self.n_features_in_ = targets.n_features
         self.n_outputs_ = 1
         if is_classifier(self):
+            assert targets.classes is not None  # checked for every classifier of a batch
             self.classes_ = targets.classes
             self.n_classes_ = len(self.classes_)
 
@@ -264,7 +270,7 @@ class BaseForest(TreeModel):
         plan = TreePlan(
             self,
             params,
-            [int(s) for s in seeds[len(kept):]],
+            [int(s) for s in seeds[len(kept) :]],
             bootstrap=self.bootstrap,
             n_draws=n_draws,
             oob=oob,
@@ -286,10 +292,10 @@ class BaseForest(TreeModel):
             raise ValueError(
                 f"warm_start: X has {targets.n_features} features, but the forest was fitted with {fitted_features}"
             )
-        if is_classifier(self) and not np.array_equal(targets.classes, kept[0].classes_):
+        classes = targets.classes
+        if is_classifier(self) and classes is not None and not np.array_equal(classes, kept[0].classes_):
             raise ValueError(
-                f"warm_start: y has classes {list(targets.classes)}, but the forest was fitted with "
-                f"{list(kept[0].classes_)}"
+                f"warm_start: y has classes {list(classes)}, but the forest was fitted with {list(kept[0].classes_)}"
             )
         if n_estimators == len(kept):
             warnings.warn("warm_start fit without increasing n_estimators fits no new trees", UserWarning, stacklevel=6)
@@ -341,6 +347,7 @@ class BaseForest(TreeModel):
             count[count == 0] = 1
         prediction = total / count[:, None]
         if is_classifier(self):
+            assert targets.codes is not None
             self.oob_decision_function_ = prediction
             y_true = self.classes_[targets.codes]
             y_pred = self.classes_[np.argmax(prediction, axis=1)]
@@ -392,9 +399,7 @@ class BaseForest(TreeModel):
     def feature_importances_(self) -> np.ndarray:
         """Mean of the trees' normalised impurity importances, normalised to sum to 1."""
         check_is_fitted(self)
-        per_tree = [
-            np.asarray(t.compute_feature_importances(normalize=True)) for t in self._trees if t.node_count > 1
-        ]
+        per_tree = [np.asarray(t.compute_feature_importances(normalize=True)) for t in self._trees if t.node_count > 1]
         if not per_tree:
             return np.zeros(self.n_features_in_)
         mean = np.mean(per_tree, axis=0)

@@ -38,16 +38,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
 from sklearn.base import is_classifier, is_regressor
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, validate_data
 
-from shmforest.estimators.progress import ProgressBar
-from shmforest.estimators.validation import encode_classes, resolve_n_jobs
 from shmforest.budget import ProcessBudget
 from shmforest.cores import usable_cores
 from shmforest.errors import ExecutorNotFoundError
+from shmforest.estimators.progress import ProgressBar
+from shmforest.estimators.validation import encode_classes, resolve_n_jobs
 from shmforest.executors.base import Executor, in_task, run_in_task
 from shmforest.executors.registry import get_executor
 from shmforest.pool import preload_in_workers
@@ -176,7 +175,11 @@ def fit_models(
         model._validate_params()
     Xa, y = _check_data(models, X, y)
     n_samples, n_features = Xa.shape
-    w = None if sample_weight is None else _check_sample_weight(sample_weight, Xa, dtype=np.float64, ensure_non_negative=True)
+    w = (
+        None
+        if sample_weight is None
+        else _check_sample_weight(sample_weight, Xa, dtype=np.float64, ensure_non_negative=True)
+    )
     targets = Targets(n_samples, n_features, y=y, sample_weight=w, X=Xa)
     if any(is_classifier(m) for m in models):
         check_classification_targets(y)
@@ -194,7 +197,9 @@ def fit_models(
             datasets: dict[bool, SharedDataset] = {}
             for regression in sorted({p.regression for p in plans}):
                 arrays: dict[str, np.ndarray] = {"Xb": Xb, "thresholds": thresholds}
-                arrays["y"] = targets.values if regression else targets.codes
+                y_of_kind = targets.values if regression else targets.codes
+                assert y_of_kind is not None  # checked for every model of that kind
+                arrays["y"] = y_of_kind
                 if w is not None:
                     arrays["w"] = w
                 if any(p.oob and p.regression == regression for p in plans):
@@ -268,7 +273,9 @@ def _bin(Xa: np.ndarray, w: np.ndarray | None, max_bins: int, pool: cf.Executor)
         futures = []
         try:
             for columns in groups:
-                futures.append(pool.submit(tree_tasks.bin_features, source, int(columns[0]), int(columns[-1]) + 1, max_bins))
+                futures.append(
+                    pool.submit(tree_tasks.bin_features, source, int(columns[0]), int(columns[-1]) + 1, max_bins)
+                )
         except BaseException:
             _abandon(futures)
             raise
@@ -321,13 +328,17 @@ def _run(
     for plan in plans:
         data = datasets[plan.regression]
         for seed in plan.seeds:
-            tasks.append((tree_tasks.fit_tree, (data, plan.params, seed, plan.bootstrap, plan.n_draws, plan.parallel,
-                                                plan.oob, plan.options)))
+            tasks.append(
+                (
+                    tree_tasks.fit_tree,
+                    (data, plan.params, seed, plan.bootstrap, plan.n_draws, plan.parallel, plan.oob, plan.options),
+                )
+            )
         for tree, seed in plan.oob_refits:
             tasks.append((tree_tasks.oob_predict, (data, tree, seed, plan.n_draws, plan.options)))
     bar = ProgressBar(len(tasks), label or "fitting trees") if verbose else None
     try:
-        if _drives_here(plans, tasks, pool):
+        if _drives_here(plans, tasks, pool) and isinstance(pool, Executor):
             outputs = [_fit_tree_here(pool, tasks[0][1])]
             if bar is not None:
                 bar.advance()
@@ -346,7 +357,9 @@ def _run(
     return results
 
 
-def _drives_here(plans: list[TreePlan], tasks: list[tuple[Callable[..., Any], tuple[Any, ...]]], pool: cf.Executor) -> bool:
+def _drives_here(
+    plans: list[TreePlan], tasks: list[tuple[Callable[..., Any], tuple[Any, ...]]], pool: cf.Executor
+) -> bool:
     """Whether the one tree of this fit is better grown from here than as a task.
 
     A single branch-parallel tree (a ``DecisionTree*`` fit) on an executor of
@@ -357,8 +370,11 @@ def _drives_here(plans: list[TreePlan], tasks: list[tuple[Callable[..., Any], tu
     the same to the bit (:mod:`shmforest.tree.growth`).
     """
     return (
-        len(tasks) == 1 and tasks[0][0] is tree_tasks.fit_tree and plans[0].parallel
-        and isinstance(pool, Executor) and pool.max_workers >= 2
+        len(tasks) == 1
+        and tasks[0][0] is tree_tasks.fit_tree
+        and plans[0].parallel
+        and isinstance(pool, Executor)
+        and pool.max_workers >= 2
     )
 
 
@@ -387,7 +403,7 @@ def _fit_tree_here(pool: Executor, args: tuple[Any, ...]) -> Any:
             pool.warm_up()
         return run_in_task(pool, tree_tasks.fit_tree, args, {"delegate": not held})
     finally:
-        if held:
+        if held and budget is not None:
             budget.release(held)
 
 

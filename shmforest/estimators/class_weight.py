@@ -28,8 +28,15 @@ FOREST_CLASS_WEIGHT: dict[str, list[Any]] = {
 
 
 def resolve_class_weight(
-    class_weight: Any, y: np.ndarray, codes: np.ndarray, classes: np.ndarray, *, forest: bool = False,
-    bootstrap: bool = False, warm_start: bool = False, sample_weight: np.ndarray | None = None,
+    class_weight: Any,
+    y: np.ndarray,
+    codes: np.ndarray,
+    classes: np.ndarray,
+    *,
+    forest: bool = False,
+    bootstrap: bool = False,
+    warm_start: bool = False,
+    sample_weight: np.ndarray | None = None,
 ) -> tuple[np.ndarray | None, bool]:
     """The weight of each class, and whether each tree balances its own bootstrap sample instead.
 
@@ -64,7 +71,7 @@ def resolve_class_weight(
             'class_weight presets "balanced" or "balanced_subsample" are not recommended for '
             "warm_start if the fitted data differs from the full dataset. In order to use "
             '"balanced" weights, use compute_class_weight ("balanced", classes, y). In place '
-            'of y you can use a large enough sample of the full training set target to '
+            "of y you can use a large enough sample of the full training set target to "
             "properly estimate the class frequency distributions. Pass the resulting weights "
             "as the class_weight parameter.",
             UserWarning,

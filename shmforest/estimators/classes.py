@@ -13,8 +13,8 @@ node arrays in ``tree_`` and its seed in ``random_state``, as scikit-learn does.
 
 from __future__ import annotations
 
-from concurrent.futures import Executor
 from collections.abc import Callable
+from concurrent.futures import Executor
 from typing import Any, ClassVar
 
 import numpy as np
@@ -85,7 +85,9 @@ class DecisionTreeClassifier(ClassifierMixin, ClassifierBase, BaseDecisionTree):
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
-        **BaseDecisionTree._parameter_constraints, **_CLASSIFICATION_CRITERIA, **TREE_CLASS_WEIGHT
+        **BaseDecisionTree._parameter_constraints,
+        **_CLASSIFICATION_CRITERIA,
+        **TREE_CLASS_WEIGHT,
     }
 
     def __init__(
@@ -131,7 +133,10 @@ class DecisionTreeRegressor(RegressorMixin, BaseDecisionTree):
     which takes "squared_error" only, and ``class_weight``, which classifiers alone take.
     """
 
-    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {**BaseDecisionTree._parameter_constraints, **_REGRESSION_CRITERIA}
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **BaseDecisionTree._parameter_constraints,
+        **_REGRESSION_CRITERIA,
+    }
 
     def __init__(
         self,
@@ -216,7 +221,9 @@ class RandomForestClassifier(ClassifierMixin, ClassifierBase, BaseForest):
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
-        **BaseForest._parameter_constraints, **_CLASSIFICATION_CRITERIA, **FOREST_CLASS_WEIGHT
+        **BaseForest._parameter_constraints,
+        **_CLASSIFICATION_CRITERIA,
+        **FOREST_CLASS_WEIGHT,
     }
     _tree_class = DecisionTreeClassifier
 
@@ -277,7 +284,10 @@ class RandomForestRegressor(RegressorMixin, BaseForest):
     ``oob_score`` it sets ``oob_score_`` (R² by default) and ``oob_prediction_``.
     """
 
-    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {**BaseForest._parameter_constraints, **_REGRESSION_CRITERIA}
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **BaseForest._parameter_constraints,
+        **_REGRESSION_CRITERIA,
+    }
     _tree_class = DecisionTreeRegressor
 
     def __init__(

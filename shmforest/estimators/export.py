@@ -60,12 +60,14 @@ def sklearn_tree(tree: Tree, n_classes: int | None) -> SkTree:
     nodes["missing_go_to_left"] = getattr(tree, "missing_go_to_left", np.zeros(n, dtype=np.uint8))
     width = 1 if n_classes is None else n_classes
     out = SkTree(tree.n_features, np.array([width], dtype=np.intp), 1)
-    out.__setstate__({
-        "max_depth": tree.max_depth,
-        "node_count": n,
-        "nodes": nodes,
-        "values": np.ascontiguousarray(tree.value.reshape(n, 1, width)),
-    })
+    out.__setstate__(
+        {
+            "max_depth": tree.max_depth,
+            "node_count": n,
+            "nodes": nodes,
+            "values": np.ascontiguousarray(tree.value.reshape(n, 1, width)),
+        }
+    )
     return out
 
 

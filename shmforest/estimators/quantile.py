@@ -10,8 +10,8 @@ share of the leaves the row reaches, and reads quantiles off that distribution.
 
 from __future__ import annotations
 
-from concurrent.futures import Executor
 from collections.abc import Callable
+from concurrent.futures import Executor
 from numbers import Real
 from typing import Any, ClassVar
 
@@ -36,7 +36,9 @@ class RandomForestQuantileRegressor(RandomForestRegressor):
     n_estimators : int, default 100
     default_quantiles : float, list of float, "mean" or None, default 0.5
         What :meth:`predict` returns when it is given no ``quantiles``; ``None`` is "mean".
-    criterion, max_depth, min_samples_split, min_samples_leaf, max_features, max_leaf_nodes, min_impurity_decrease, bootstrap, oob_score, n_jobs, random_state, verbose, warm_start, ccp_alpha, max_samples, max_bins, executor
+    criterion, max_depth, min_samples_split, min_samples_leaf, max_features, max_leaf_nodes
+    min_impurity_decrease, bootstrap, oob_score, n_jobs, random_state, verbose, warm_start
+    ccp_alpha, max_samples, max_bins, executor
         As in :class:`~shmforest.RandomForestRegressor`.
 
     Attributes
@@ -156,7 +158,5 @@ def _check_quantiles(quantiles: Any) -> np.ndarray:
         ) from None
     bad = q[~((q >= 0) & (q <= 1))]
     if q.size == 0 or bad.size:
-        raise ValueError(
-            f"The 'quantiles' parameter must be floats in the range [0, 1]; got {quantiles!r}"
-        )
+        raise ValueError(f"The 'quantiles' parameter must be floats in the range [0, 1]; got {quantiles!r}")
     return q

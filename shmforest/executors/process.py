@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 from collections.abc import Callable
+from functools import partial
 from typing import Any, ClassVar, TypeVar
 
 from shmforest.budget import ProcessBudget
@@ -29,7 +30,9 @@ preload_in_workers(__name__)
 T = TypeVar("T")
 
 
-def _run_task(executor: Executor, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+def _run_task(
+    executor: PoolExecutor | _InWorker, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> T:
     """What every pool task runs: ``fn`` with ``executor`` as the current executor."""
     return run_in_task(executor, fn, executor._resolve_args(args), executor._resolve_args(kwargs))
 
@@ -98,8 +101,12 @@ class PoolExecutor(Executor):
             # has yet to attach: keep them until the task is over.
             key = id(future)
             self._in_flight[key] = travelling
-            future.add_done_callback(lambda _, key=key: self._in_flight.pop(key, None))
+            future.add_done_callback(partial(self._land, key))
         return future
+
+    def _land(self, key: int, _future: cf.Future[Any]) -> None:
+        """A task is over: what travelled with it may go."""
+        self._in_flight.pop(key, None)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         self._closed = True

@@ -72,9 +72,7 @@ _ENTRIES: dict[str, _Entry] | None = None
 
 def _check_executor_class(name: str, cls: object) -> type[Executor]:
     if not (isinstance(cls, type) and issubclass(cls, Executor)):
-        raise TypeError(
-            f"executor {name!r} must be a subclass of shmforest.executors.Executor, got {cls!r}"
-        )
+        raise TypeError(f"executor {name!r} must be a subclass of shmforest.executors.Executor, got {cls!r}")
     return cls
 
 
@@ -146,9 +144,7 @@ def executor_class(name: str) -> type[Executor]:
     entries = _entries()
     entry = entries.get(name)
     if entry is None:
-        raise ExecutorNotFoundError(
-            f"no executor named {name!r}; available: {', '.join(sorted(entries))}"
-        )
+        raise ExecutorNotFoundError(f"no executor named {name!r}; available: {', '.join(sorted(entries))}")
     return entry.load()
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import threading
 import weakref
+from functools import partial
 from typing import Any, ClassVar
 
 import numpy as np
@@ -33,6 +34,7 @@ __all__ = ["ShmExecutor"]
 
 # Tasks of this executor unpickle its ``_attach``: workers start with it loaded.
 preload_in_workers(__name__)
+
 
 class _Placed:
     """An array argument, travelling as its shared-memory handle."""
@@ -99,9 +101,12 @@ class ShmExecutor(PoolExecutor):
                 return _Placed(entry[1])
             block = SharedArray.copy_of(array)
             # Forget the block when the source array goes; in-flight tasks keep it alive.
-            ref = weakref.ref(array, lambda _, key=key: self._forget(key))
+            ref = weakref.ref(array, partial(self._forget_gone, key))
             self._placed[key] = (ref, block)
             return _Placed(block)
+
+    def _forget_gone(self, key: int, _ref: weakref.ref[np.ndarray]) -> None:
+        self._forget(key)
 
     def _forget(self, key: int) -> None:
         with self._placed_lock:

@@ -92,7 +92,9 @@ class ThreadExecutor(Executor):
                 self._idle.pop().put(item)
                 return future
             if self._budget.try_acquire(1):
-                thread = threading.Thread(target=self._work, args=(item,), name=f"shmforest-thread-{len(self._threads)}", daemon=True)
+                thread = threading.Thread(
+                    target=self._work, args=(item,), name=f"shmforest-thread-{len(self._threads)}", daemon=True
+                )
                 self._threads.append(thread)
                 thread.start()
                 return future

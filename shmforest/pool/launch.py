@@ -60,7 +60,7 @@ except ImportError:  # pragma: no cover - no forkserver on this platform
     _ForkServerWorkerProcess = None
 else:
 
-    class _ForkServerPopen(_popen_forkserver.Popen):  # type: ignore[misc]
+    class _ForkServerPopen(_popen_forkserver.Popen):
         """Starts a worker from the forkserver without re-running ``__main__`` in it.
 
         Tasks travel by cloudpickle and never need the parent's main module, and on
@@ -85,9 +85,10 @@ else:
                 _reduction.dump(process_obj, buf)
             finally:
                 _set_spawning_popen(None)
-            self.sentinel, w = _forkserver.connect_to_new_process(self._fds)
+            self.sentinel, w = _forkserver.connect_to_new_process(self._fds)  # type: ignore[attr-defined]
             parent_w = os.dup(w)  # the child's sentinel of its parent, as in the stdlib
-            self.finalizer = _mp_util.Finalize(self, _mp_util.close_fds, (parent_w, self.sentinel))
+            # Stdlib internals the copied _launch uses, untyped in typeshed.
+            self.finalizer = _mp_util.Finalize(self, _mp_util.close_fds, (parent_w, self.sentinel))  # type: ignore[attr-defined]
             with open(w, "wb", closefd=True) as f:
                 f.write(buf.getbuffer())
             self.pid = _forkserver.read_signed(self.sentinel)
@@ -141,4 +142,3 @@ def describe_exit(pid: int, exitcode: int | None) -> str:
             name = f"signal {-exitcode}"
         return f"worker {pid} was killed by {name}"
     return f"worker {pid} exited with code {exitcode}"
-

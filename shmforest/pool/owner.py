@@ -20,13 +20,13 @@ from collections.abc import Callable
 from multiprocessing.connection import wait as wait_ready
 from typing import Any
 
+from shmforest import lifecycle
+from shmforest.budget import DEPTH_ENV_VAR, ENV_VAR, ProcessBudget
+from shmforest.errors import BudgetError, PoolTerminatedError, TaskPicklingError, WorkerCrashedError
+from shmforest.liveness import current_process, start_time
 from shmforest.pool import wire
 from shmforest.pool import worker as worker_side
 from shmforest.pool.launch import describe_exit, process_class
-from shmforest import lifecycle
-from shmforest.budget import DEPTH_ENV_VAR, ENV_VAR, ProcessBudget
-from shmforest.liveness import current_process, start_time
-from shmforest.errors import BudgetError, PoolTerminatedError, TaskPicklingError, WorkerCrashedError
 from shmforest.shared import ensure_tracker
 
 #: The task of a worker that warm_up() is starting: none yet (its origin is None).
@@ -157,7 +157,9 @@ class PoolState:
             with self.lock:
                 self.warming = None
 
-    def submit(self, pool: Any, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], nested: bool) -> cf.Future[Any]:
+    def submit(
+        self, pool: Any, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], nested: bool
+    ) -> cf.Future[Any]:
         if self.owner_pid != os.getpid():
             raise RuntimeError("this WorkerPool belongs to another process; inside a task use worker_submit()")
         if self.closing and not nested:
@@ -170,7 +172,8 @@ class PoolState:
             failed: cf.Future[Any] = cf.Future()
             failed.set_exception(exc)
             return failed
-        future: cf.Future[Any] | None = cf.Future()
+        future: cf.Future[Any] = cf.Future()
+        run_here = False
         with self.lock:
             if self.closing and not nested:
                 raise RuntimeError("cannot schedule new futures after shutdown")
@@ -185,8 +188,8 @@ class PoolState:
                 self.pending.append((ident, future, payload))
                 return future
             else:
-                future = None
-        if future is None:  # outside the lock: the task may submit more
+                run_here = True
+        if run_here:  # outside the lock: the task may submit more
             return self._inline(pool, fn, args, kwargs)
         if worker is not None:
             worker.send(wire.message(wire.RUN, 0, ident, payload))
@@ -194,7 +197,14 @@ class PoolState:
             return self._inline(pool, fn, args, kwargs, future)
         return future
 
-    def _inline(self, pool: Any, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], future: cf.Future[Any] | None = None) -> cf.Future[Any]:
+    def _inline(
+        self,
+        pool: Any,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        future: cf.Future[Any] | None = None,
+    ) -> cf.Future[Any]:
         token = INLINE_POOL.set(pool)
         try:
             done = wire.run_inline(fn, args, kwargs)
@@ -216,7 +226,9 @@ class PoolState:
             self.thread.start()
         return worker
 
-    def _start_worker(self, task: tuple[int, Any] | None, payload: bytes, worker: _Worker | None = None) -> _Worker | None:
+    def _start_worker(
+        self, task: tuple[int, Any] | None, payload: bytes, worker: _Worker | None = None
+    ) -> _Worker | None:
         """Start a worker for ``task`` with a token this process just took; None if it failed.
 
         With no task (:meth:`warm_up`), the worker joins the idle ones once it is
@@ -245,9 +257,13 @@ class PoolState:
             owner_pid=current_process()[0],
             owner_start=current_process()[1],
             shared=self.shared,
-            env={k: v for k, v in os.environ.items() if k.startswith("SHMFOREST_") and k not in (ENV_VAR, DEPTH_ENV_VAR)},
+            env={
+                k: v for k, v in os.environ.items() if k.startswith("SHMFOREST_") and k not in (ENV_VAR, DEPTH_ENV_VAR)
+            },
         )
-        process = process_class(self.ctx)(target=worker_side.main, args=(child_end, config), name="shmforest-worker", daemon=False)
+        process = process_class(self.ctx)(
+            target=worker_side.main, args=(child_end, config), name="shmforest-worker", daemon=False
+        )
         try:
             with self.start_lock:
                 ensure_tracker()
@@ -320,7 +336,8 @@ class PoolState:
                     worker = watched[ready]
                     if worker.dead:
                         continue
-                    if ready is worker.conn:
+                    from_socket = ready is worker.conn  # else the worker's sentinel
+                    if from_socket:
                         try:
                             data = worker.conn.recv_bytes()
                         except (EOFError, OSError):

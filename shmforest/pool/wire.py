@@ -19,8 +19,26 @@ import cloudpickle
 from shmforest.errors import TaskPicklingError
 
 __all__ = [
-    "CLOSING", "DECISION", "DISPATCHED", "DONE", "ERROR", "EXIT", "HEADER", "IDLE", "INLINE", "NESTED_DONE", "OK", "RUN", "SUBMIT",
-    "RemoteTraceback", "dump_outcome_error", "dump_task", "message", "run_inline", "run_payload", "set_outcome",
+    "CLOSING",
+    "DECISION",
+    "DISPATCHED",
+    "DONE",
+    "ERROR",
+    "EXIT",
+    "HEADER",
+    "IDLE",
+    "INLINE",
+    "NESTED_DONE",
+    "OK",
+    "RUN",
+    "SUBMIT",
+    "RemoteTraceback",
+    "dump_outcome_error",
+    "dump_task",
+    "message",
+    "run_inline",
+    "run_payload",
+    "set_outcome",
 ]
 
 HEADER = struct.Struct("<BBq")  # kind, flag, id
@@ -39,7 +57,6 @@ DISPATCHED, INLINE = 0, 1
 # and whether the pool is shutting down. Read without a lock, only to skip a round
 # trip when the answer would surely be "run it inline".
 IDLE, CLOSING = 0, 1
-
 
 
 def message(kind: int, flag: int, ident: int, payload: bytes | memoryview = b"") -> bytes:
@@ -63,7 +80,9 @@ def dump_task(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, A
         return cloudpickle.dumps((fn, args, kwargs), protocol=5)
     except Exception as exc:
         culprit = _unpicklable_part(fn, args, kwargs)
-        raise TaskPicklingError(f"cannot send task {_name(fn)} to a worker: {culprit} cannot be pickled ({exc})") from exc
+        raise TaskPicklingError(
+            f"cannot send task {_name(fn)} to a worker: {culprit} cannot be pickled ({exc})"
+        ) from exc
 
 
 def _unpicklable_part(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:

@@ -16,21 +16,17 @@ import itertools
 import os
 import queue
 import signal
-import struct
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import cloudpickle
-
 from shmforest import lifecycle
 from shmforest.budget import DEPTH_ENV_VAR, ENV_VAR, ProcessBudget
-from shmforest.liveness import is_alive
 from shmforest.errors import TaskPicklingError
+from shmforest.liveness import is_alive
 from shmforest.pool.wire import (
     CLOSING,
     DECISION,

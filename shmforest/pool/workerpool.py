@@ -8,10 +8,10 @@ import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from shmforest.pool import worker as w_
-from shmforest.pool.launch import START_METHOD_ENV_VAR, check_start_method, default_start_method
-from shmforest.pool.owner import INLINE_POOL, PoolState
 from shmforest.budget import ProcessBudget, check_nesting_depth, default_budget
+from shmforest.pool import worker as w_
+from shmforest.pool.launch import check_start_method, default_start_method
+from shmforest.pool.owner import INLINE_POOL, PoolState
 
 __all__ = ["WorkerPool", "in_worker", "worker_free_workers", "worker_submit"]
 
@@ -187,5 +187,3 @@ class WorkerPool:
         s = self._state
         state = "shut down" if s.closing else f"{len(s.workers)} workers"
         return f"<WorkerPool {state}, budget={self._budget.name} size={self._budget.size}, {self.start_method}>"
-
-

@@ -107,10 +107,15 @@ class CapacityProbe:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
         try:
             for _ in range(processes - 1):
-                self._helpers.append(subprocess.Popen(
-                    [sys.executable, "-c", _HELPER_CODE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                    env=env,
-                ))
+                self._helpers.append(
+                    subprocess.Popen(
+                        [sys.executable, "-c", _HELPER_CODE],
+                        stdin=subprocess.PIPE,
+                        stdout=subprocess.PIPE,
+                        text=True,
+                        env=env,
+                    )
+                )
             for helper in self._helpers:
                 if helper.stdout is None or helper.stdout.readline().strip() != "ready":
                     raise RuntimeError(f"a capacity-probe helper failed to start (exit code {helper.poll()})")

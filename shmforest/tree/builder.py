@@ -11,11 +11,11 @@ work is split and wherever it runs.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
-from shmforest.shared import SharedDataset
 from shmforest.tree import kernels
 from shmforest.tree.growth import GrowthSetup, Inputs, OpenNode, grow_tree, read_inputs
 from shmforest.tree.tree import Tree
@@ -102,7 +102,7 @@ class TreeBuilder:
 
     def build(
         self,
-        data: SharedDataset,
+        data: Mapping[str, np.ndarray],
         seed: int,
         sample_counts: np.ndarray | None = None,
         parallel: bool = False,
@@ -143,8 +143,9 @@ class TreeBuilder:
             raise ValueError("no sample has a positive weight (sample_weight * sample_counts)")
         inputs = Inputs.make(Xb, y, w, data["thresholds"], params.n_classes)
         regression = params.n_classes == 0
-        stats = kernels.node_stats(samples, inputs.yc, inputs.yr, inputs.w, 3 if regression else params.n_classes,
-                                   regression)
+        stats = kernels.node_stats(
+            samples, inputs.yc, inputs.yr, inputs.w, 3 if regression else params.n_classes, regression
+        )
         root_weight = float(stats[0] if regression else stats.sum())
         setup = GrowthSetup.make(params, n_features, int(inputs.offs[-1]), root_weight, samples.size, bool(parallel))
         root = OpenNode(samples, kernels.root_key(seed), 0, stats, None)
@@ -167,5 +168,14 @@ def check_criterion(name: str, n_classes: int) -> None:
 
 def table_to_tree(ints: np.ndarray, floats: np.ndarray, n_features: int) -> Tree:
     """The Tree of a node table (``kernels``: left, right, feature, n | threshold, weight, impurity, value...)."""
-    return Tree(ints[:, 0], ints[:, 1], ints[:, 2], floats[:, 0], floats[:, 3:], ints[:, 3], floats[:, 1],
-                floats[:, 2], n_features)
+    return Tree(
+        ints[:, 0],
+        ints[:, 1],
+        ints[:, 2],
+        floats[:, 0],
+        floats[:, 3:],
+        ints[:, 3],
+        floats[:, 1],
+        floats[:, 2],
+        n_features,
+    )

@@ -95,8 +95,19 @@ class ForestArrays:
             setattr(self, name, value)
 
     def _walk(self, X: np.ndarray, out: np.ndarray, leaves: np.ndarray) -> None:
-        kernels.walk_forest(X, self.left, self.right, self.feature, self.threshold, self.value, self.roots,
-                            TREES_PER_GROUP, out, leaves, ROW_BLOCK)
+        kernels.walk_forest(
+            X,
+            self.left,
+            self.right,
+            self.feature,
+            self.threshold,
+            self.value,
+            self.roots,
+            TREES_PER_GROUP,
+            out,
+            leaves,
+            ROW_BLOCK,
+        )
 
     def _in_threads(self, n_rows: int, n_threads: int, work: object) -> None:
         """Run ``work(a, b)`` on row ranges: here alone, or one range per thread."""
@@ -106,7 +117,7 @@ class ForestArrays:
             return
         bounds = np.linspace(0, n_rows, threads + 1).astype(int)
         with cf.ThreadPoolExecutor(threads - 1) as pool:
-            futures = [pool.submit(work, a, b) for a, b in zip(bounds[1:-1], bounds[2:])]  # type: ignore[arg-type]
+            futures: list[cf.Future[None]] = [pool.submit(work, a, b) for a, b in zip(bounds[1:-1], bounds[2:])]  # type: ignore[arg-type]
             work(bounds[0], bounds[1])  # type: ignore[operator]
             for f in futures:
                 f.result()

@@ -37,7 +37,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from shmforest.executors.current import current_executor
-from shmforest.tree import kernels as K
+from shmforest.tree import kernels
+
+# numba types its dispatchers loosely; the kernels check their arguments when they compile.
+K: Any = kernels
 
 if TYPE_CHECKING:
     from shmforest.tree.builder import TreeParams
@@ -119,8 +122,15 @@ class GrowthSetup:
     parallel: bool
 
     @classmethod
-    def make(cls, params: TreeParams, n_features: int, n_bins_total: int, root_weight: float,
-             root_samples: int, parallel: bool) -> GrowthSetup:
+    def make(
+        cls,
+        params: TreeParams,
+        n_features: int,
+        n_bins_total: int,
+        root_weight: float,
+        root_samples: int,
+        parallel: bool,
+    ) -> GrowthSetup:
         regression = params.n_classes == 0
         planes = 3 if regression else 1 + params.n_classes
         ip = np.zeros(9, dtype=np.int64)
@@ -201,8 +211,9 @@ def grow_tree(data: Any, setup: GrowthSetup, inputs: Inputs, root: OpenNode, del
     """The table of the tree (or subtree) under ``root``, in preorder."""
     p = setup.params
     if p.max_leaf_nodes is not None:
-        return K.grow_best_first(*inputs.arrays, setup.ip, setup.fp, root.samples, root.key, root.stats,
-                                 int(p.max_leaf_nodes))
+        return K.grow_best_first(
+            *inputs.arrays, setup.ip, setup.fp, root.samples, root.key, root.stats, int(p.max_leaf_nodes)
+        )
     if setup.parallel and current_executor().max_workers >= 2:
         return grow_nodes(data, setup, inputs, [root], delegate)[0]
     return _grow_whole(setup, inputs, root)
@@ -225,7 +236,13 @@ def _no_hist(setup: GrowthSetup) -> np.ndarray:
 def expand(setup: GrowthSetup, inputs: Inputs, node: OpenNode) -> list[OpenNode]:
     """Record ``node`` and split it here (one compiled call); its children, if it split."""
     ints, floats, mid, ls, rs, hl, hr = K.split_node(
-        *inputs.arrays, setup.ip, setup.fp, node.samples, node.key, node.depth, node.stats,
+        *inputs.arrays,
+        setup.ip,
+        setup.fp,
+        node.samples,
+        node.key,
+        node.depth,
+        node.stats,
         node.hist if node.hist is not None else _no_hist(setup),
     )
     node.hist = None
@@ -234,13 +251,19 @@ def expand(setup: GrowthSetup, inputs: Inputs, node: OpenNode) -> list[OpenNode]
         return []
     node.row = (ints, floats)
     node.children = [
-        OpenNode(node.samples[:mid], np.uint64(K.child_key(node.key, 0)), node.depth + 1, ls, hl if hl.shape[0] else None),
-        OpenNode(node.samples[mid:], np.uint64(K.child_key(node.key, 1)), node.depth + 1, rs, hr if hr.shape[0] else None),
+        OpenNode(
+            node.samples[:mid], np.uint64(K.child_key(node.key, 0)), node.depth + 1, ls, hl if hl.shape[0] else None
+        ),
+        OpenNode(
+            node.samples[mid:], np.uint64(K.child_key(node.key, 1)), node.depth + 1, rs, hr if hr.shape[0] else None
+        ),
     ]
     return node.children
 
 
-def grow_nodes(data: Any, setup: GrowthSetup, inputs: Inputs, nodes: list[OpenNode], delegate: bool = False) -> list[Table]:
+def grow_nodes(
+    data: Any, setup: GrowthSetup, inputs: Inputs, nodes: list[OpenNode], delegate: bool = False
+) -> list[Table]:
     """Grow the subtrees under ``nodes``, handing parts to free workers; their tables, in order.
 
     With ``delegate``, this process is not one of the executor's workers but
@@ -287,8 +310,9 @@ def _finish(data: Any, setup: GrowthSetup, inputs: Inputs, level: list[OpenNode]
         node.hist = None
 
 
-def _hand_off(data: Any, setup: GrowthSetup, inputs: Inputs, level: list[OpenNode], tasks: list,
-              delegate: bool) -> list[OpenNode]:
+def _hand_off(
+    data: Any, setup: GrowthSetup, inputs: Inputs, level: list[OpenNode], tasks: list, delegate: bool
+) -> list[OpenNode]:
     """Submit parts of ``level`` (cut by samples, between nodes) as tasks; return what stays here.
 
     A worker keeps the first half and submits the second, if a worker is free
@@ -391,7 +415,9 @@ def task_payload(nodes: list[OpenNode], w: np.ndarray) -> dict[str, np.ndarray]:
         "keys": np.array([n.key for n in nodes], dtype=np.uint64),
         "depth": np.array([n.depth for n in nodes], dtype=np.int64),
         "hist_of": hist_of,
-        "hists": np.stack([nodes[i].hist for i in with_hist]) if with_hist else np.zeros((0, 0, 0)),
+        "hists": np.stack([h for i in with_hist if (h := nodes[i].hist) is not None])
+        if with_hist
+        else np.zeros((0, 0, 0)),
     }
 
 
@@ -409,10 +435,15 @@ def _grow_task(data: Any, setup: GrowthSetup, payload: dict[str, np.ndarray]) ->
     nodes = []
     for i in range(len(payload["sizes"])):
         h = int(payload["hist_of"][i])
-        nodes.append(OpenNode(
-            samples[bounds[i] : bounds[i + 1]], np.uint64(payload["keys"][i]), int(payload["depth"][i]),
-            np.array(payload["stats"][i], dtype=np.float64), np.array(payload["hists"][h]) if h >= 0 else None,
-        ))
+        nodes.append(
+            OpenNode(
+                samples[bounds[i] : bounds[i + 1]],
+                np.uint64(payload["keys"][i]),
+                int(payload["depth"][i]),
+                np.array(payload["stats"][i], dtype=np.float64),
+                np.array(payload["hists"][h]) if h >= 0 else None,
+            )
+        )
     if setup.parallel and current_executor().max_workers >= 2:
         return grow_nodes(data, setup, inputs, nodes)
     return [_grow_whole(setup, inputs, node) for node in nodes]

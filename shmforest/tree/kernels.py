@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+from numpy.typing import DTypeLike
 
 __all__ = [
     "ENTROPY",
@@ -70,7 +71,7 @@ _S32 = np.uint64(32)
 _TWO = np.uint64(2)
 
 
-def readonly(a: np.ndarray, dtype: object) -> np.ndarray:
+def readonly(a: np.ndarray, dtype: DTypeLike) -> np.ndarray:
     """``a`` as a read-only C-order array of ``dtype`` (a view when it already is one).
 
     Numba compiles a kernel once per argument type, and read-only is part of the
@@ -386,8 +387,30 @@ def _record(ints, floats, row, stats, m, crit, regression):
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _find_split(Xb, yc, yr, w, nbins, offs, ip, idx, start, end, key, stats, hist, has_hist, use_sub, scratch_hist,
-                perm, feats, keys, lw, lc, left):
+def _find_split(
+    Xb,
+    yc,
+    yr,
+    w,
+    nbins,
+    offs,
+    ip,
+    idx,
+    start,
+    end,
+    key,
+    stats,
+    hist,
+    has_hist,
+    use_sub,
+    scratch_hist,
+    perm,
+    feats,
+    keys,
+    lw,
+    lc,
+    left,
+):
     """Best split of a node among its drawn features: (feature, bin, next_bin), feature -1 if none.
 
     Features are drawn without replacement (Fisher-Yates on a splitmix64 stream
@@ -435,11 +458,13 @@ def _find_split(Xb, yc, yr, w, nbins, offs, ip, idx, start, end, key, stats, his
         for j in range(want):
             f = feats[j]
             if small:
-                score, den, b, nb, nonconstant = _scan_sorted(Xb, idx, start, end, f, lw, lc, total, msl, crit,
-                                                         regression, keys, keys[keys.shape[0] // 2 :], left)
+                score, den, b, nb, nonconstant = _scan_sorted(
+                    Xb, idx, start, end, f, lw, lc, total, msl, crit, regression, keys, keys[keys.shape[0] // 2 :], left
+                )
             elif batch_hist:
-                score, den, b, nb, nonconstant = _scan_histogram(scratch_hist, f, offs, nbins, m, total, msl, crit,
-                                                                 left)
+                score, den, b, nb, nonconstant = _scan_histogram(
+                    scratch_hist, f, offs, nbins, m, total, msl, crit, left
+                )
             else:
                 score, den, b, nb, nonconstant = _scan_histogram(hist, f, offs, nbins, m, total, msl, crit, left)
             if nonconstant:
@@ -506,19 +531,76 @@ def _partition(Xb, idx, tmp, start, end, f, b, yc, yr, w, regression, lstats, rs
 
 
 @njit(nogil=True, cache=True)
-def _split_node(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, tmp, start, end, key, depth, stats, hist,
-                has_hist, use_sub, scratch_hist, perm, feats, keys, lw, lc, left, ints, floats, row, lstats, rstats):
+def _split_node(
+    Xb,
+    yc,
+    yr,
+    w,
+    thresholds,
+    nbins,
+    offs,
+    ip,
+    fp,
+    idx,
+    tmp,
+    start,
+    end,
+    key,
+    depth,
+    stats,
+    hist,
+    has_hist,
+    use_sub,
+    scratch_hist,
+    perm,
+    feats,
+    keys,
+    lw,
+    lc,
+    left,
+    ints,
+    floats,
+    row,
+    lstats,
+    rstats,
+):
     """Record node ``row`` and split it if it can be; return the first right position, or -1 for a leaf."""
     crit = ip[P_CRITERION]
     regression = crit == SQUARED_ERROR
     m = end - start
     weight, impurity = _record(ints, floats, row, stats, m, crit, regression)
     max_depth = ip[P_MAX_DEPTH]
-    if (m < ip[P_MIN_SPLIT] or m < 2 * ip[P_MIN_LEAF] or (max_depth >= 0 and depth >= max_depth)
-            or not impurity > EPSILON):
+    if (
+        m < ip[P_MIN_SPLIT]
+        or m < 2 * ip[P_MIN_LEAF]
+        or (max_depth >= 0 and depth >= max_depth)
+        or not impurity > EPSILON
+    ):
         return -1
-    f, b, nb = _find_split(Xb, yc, yr, w, nbins, offs, ip, idx, start, end, key, stats, hist, has_hist, use_sub,
-                           scratch_hist, perm, feats, keys, lw, lc, left)
+    f, b, nb = _find_split(
+        Xb,
+        yc,
+        yr,
+        w,
+        nbins,
+        offs,
+        ip,
+        idx,
+        start,
+        end,
+        key,
+        stats,
+        hist,
+        has_hist,
+        use_sub,
+        scratch_hist,
+        perm,
+        feats,
+        keys,
+        lw,
+        lc,
+        left,
+    )
     if f < 0:
         return -1
     mid = _partition(Xb, idx, tmp, start, end, f, b, yc, yr, w, regression, lstats, rstats)
@@ -599,8 +681,15 @@ def _setup(Xb, ip, offs, stats):
     n_bins_total = offs[F]
     n_planes = 3 if regression else 1 + n_stats
     small = max(ip[P_SMALL], 1)
-    scratch = (np.empty((n_bins_total, n_planes)), np.empty(F, np.int64), np.empty(F, np.int64),
-               np.empty(2 * small, np.int32), np.empty((small, 2)), np.empty(small, np.int64), np.empty(n_stats))
+    scratch = (
+        np.empty((n_bins_total, n_planes)),
+        np.empty(F, np.int64),
+        np.empty(F, np.int64),
+        np.empty(2 * small, np.int32),
+        np.empty((small, 2)),
+        np.empty(small, np.int64),
+        np.empty(n_stats),
+    )
     return F, n_stats, regression, n_out, ip[P_USE_SUB] != 0, n_bins_total, n_planes, np.arange(F), scratch
 
 
@@ -667,9 +756,39 @@ def grow(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, key, depth, stats,
         if parent >= 0:
             ints[parent, 0 if ints[parent, 0] == LEAF else 1] = row
         node_hist = hists[slot] if slot >= 0 else scratch_hist
-        mid = _split_node(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, tmp, start, end, k, d,
-                          s_stats[top], node_hist, slot >= 0, use_sub, scratch_hist, perm, feats, keys, lw, lc,
-                          left, ints, floats, row, lstats, rstats)
+        mid = _split_node(
+            Xb,
+            yc,
+            yr,
+            w,
+            thresholds,
+            nbins,
+            offs,
+            ip,
+            fp,
+            idx,
+            tmp,
+            start,
+            end,
+            k,
+            d,
+            s_stats[top],
+            node_hist,
+            slot >= 0,
+            use_sub,
+            scratch_hist,
+            perm,
+            feats,
+            keys,
+            lw,
+            lc,
+            left,
+            ints,
+            floats,
+            row,
+            lstats,
+            rstats,
+        )
         if mid < 0:
             if slot >= 0:
                 free[n_free] = slot
@@ -692,8 +811,9 @@ def grow(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, key, depth, stats,
                 slot_l, slot_r = slot, other
             else:
                 slot_l, slot_r = other, slot
-            has_l, has_r = _children_histograms(Xb, idx, start, mid, end, yc, yr, w, offs, nbins, ip, all_feats,
-                                                hists[slot_l], hists[slot_r])
+            has_l, has_r = _children_histograms(
+                Xb, idx, start, mid, end, yc, yr, w, offs, nbins, ip, all_feats, hists[slot_l], hists[slot_r]
+            )
             if not has_l:
                 free[n_free] = slot_l
                 n_free += 1
@@ -741,9 +861,39 @@ def split_node(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, key, depth, 
         node_hist = np.empty((n_bins_total, n_planes))
         _histogram(node_hist, Xb, idx, np.int64(0), n, all_feats, F, yc, yr, w, offs, nbins, regression)
     searched = node_hist if has else scratch_hist
-    mid = _split_node(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, np.empty(n, np.int64), np.int64(0), n, key,
-                      depth, stats, searched, has, use_sub, scratch_hist, perm, feats, keys, lw, lc,
-                      left, ints, floats, np.int64(0), lstats, rstats)
+    mid = _split_node(
+        Xb,
+        yc,
+        yr,
+        w,
+        thresholds,
+        nbins,
+        offs,
+        ip,
+        fp,
+        idx,
+        np.empty(n, np.int64),
+        np.int64(0),
+        n,
+        key,
+        depth,
+        stats,
+        searched,
+        has,
+        use_sub,
+        scratch_hist,
+        perm,
+        feats,
+        keys,
+        lw,
+        lc,
+        left,
+        ints,
+        floats,
+        np.int64(0),
+        lstats,
+        rstats,
+    )
     hl = np.empty((0, n_planes))
     hr = np.empty((0, n_planes))
     if mid >= 0 and has:
@@ -812,9 +962,39 @@ def grow_best_first(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, key, st
                 ints[parent, c] = row
             start = make_start[c]
             end = make_end[c]
-            mid = _split_node(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, tmp, start, end, k, d,
-                              make_stats[c], scratch_hist, np.bool_(False), np.bool_(False), scratch_hist, perm, feats, keys, lw, lc,
-                              left, ints, floats, row, lstats, rstats)
+            mid = _split_node(
+                Xb,
+                yc,
+                yr,
+                w,
+                thresholds,
+                nbins,
+                offs,
+                ip,
+                fp,
+                idx,
+                tmp,
+                start,
+                end,
+                k,
+                d,
+                make_stats[c],
+                scratch_hist,
+                np.bool_(False),
+                np.bool_(False),
+                scratch_hist,
+                perm,
+                feats,
+                keys,
+                lw,
+                lc,
+                left,
+                ints,
+                floats,
+                row,
+                lstats,
+                rstats,
+            )
             nodes[row, 0] = start
             nodes[row, 1] = end
             nodes[row, 2] = d
@@ -826,7 +1006,8 @@ def grow_best_first(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, key, st
                 n_threshold[row] = floats[row, 0]
                 weight = floats[row, 1]
                 n_gain[row] = (weight / fp[F_ROOT_WEIGHT]) * (
-                    floats[row, 2] - _weight(lstats, regression) / weight * _impurity(lstats, crit)
+                    floats[row, 2]
+                    - _weight(lstats, regression) / weight * _impurity(lstats, crit)
                     - _weight(rstats, regression) / weight * _impurity(rstats, crit)
                 )
                 n_lstats[row] = lstats

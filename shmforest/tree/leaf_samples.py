@@ -7,7 +7,7 @@ weighted by its share of its leaf's weight, averaged over the trees. What it kee
 ::
 
     per tree t, its in-bag samples sorted by leaf:    ids     [ 7 2 | 5 | 9 1 4 | ... ]
-                                                      weights [ 1 2 | 1 | 1 1 3 | ... ]  (bootstrap count x sample weight)
+                                                      weights [ 1 2 | 1 | 1 1 3 | ... ]  (count x weight)
     per node of every tree (trees concatenated):      offsets: the node's slice of ids
     rows of X ──► leaves (ForestArrays.apply) ──► kernel: gather each row's leaves' samples,
                                                   weight w / leaf weight / n_trees, sort by y,
@@ -64,7 +64,7 @@ class LeafSamples:
         ids, entry_weights, offsets = [], [], [np.zeros(1, dtype=np.int64)]
         base = 0
         for first in range(0, len(trees), TREES_PER_APPLY):
-            group = trees[first:first + TREES_PER_APPLY]
+            group = trees[first : first + TREES_PER_APPLY]
             leaves = ForestArrays(group).apply(X)
             for j, tree in enumerate(group):
                 w = weights[first + j]
@@ -103,9 +103,17 @@ class LeafSamples:
         ndarray of shape (n_rows, n_quantiles)
         """
         out = np.empty((leaves.shape[0], quantiles.shape[0]))
-        _weighted_quantiles(np.ascontiguousarray(leaves, dtype=np.int64), self.node_start, self.offsets, self.ids,
-                            self.weights, self.leaf_weight, np.ascontiguousarray(y, dtype=np.float64),
-                            np.ascontiguousarray(quantiles, dtype=np.float64), out)
+        _weighted_quantiles(
+            np.ascontiguousarray(leaves, dtype=np.int64),
+            self.node_start,
+            self.offsets,
+            self.ids,
+            self.weights,
+            self.leaf_weight,
+            np.ascontiguousarray(y, dtype=np.float64),
+            np.ascontiguousarray(quantiles, dtype=np.float64),
+            out,
+        )
         return out
 
 

@@ -92,8 +92,14 @@ def _weakest_link(left, right, weighted, impurity, ccp_alpha, stop_at_alpha):  #
 
 
 def _prune(tree: Tree, ccp_alpha: float, stop_at_alpha: bool) -> tuple[np.ndarray, ...]:
-    return _weakest_link(tree.children_left, tree.children_right, tree.weighted_n_node_samples, tree.impurity,
-                         float(ccp_alpha), stop_at_alpha)
+    return _weakest_link(
+        tree.children_left,
+        tree.children_right,
+        tree.weighted_n_node_samples,
+        tree.impurity,
+        float(ccp_alpha),
+        stop_at_alpha,
+    )
 
 
 def prune_tree(tree: Tree, ccp_alpha: float) -> Tree:
@@ -128,8 +134,17 @@ def prune_tree(tree: Tree, ccp_alpha: float) -> Tree:
     left[internal], right[internal] = new_id[left[internal]], new_id[right[internal]]
     left[collapsed] = right[collapsed] = TREE_LEAF
     feature[collapsed], threshold[collapsed] = TREE_UNDEFINED, float(TREE_UNDEFINED)
-    return Tree(left, right, feature, threshold, tree.value[kept], tree.n_node_samples[kept],
-                tree.weighted_n_node_samples[kept], tree.impurity[kept], tree.n_features)
+    return Tree(
+        left,
+        right,
+        feature,
+        threshold,
+        tree.value[kept],
+        tree.n_node_samples[kept],
+        tree.weighted_n_node_samples[kept],
+        tree.impurity[kept],
+        tree.n_features,
+    )
 
 
 def pruning_path(tree: Tree) -> dict[str, np.ndarray]:

@@ -79,12 +79,13 @@ def balanced_class_weights(codes: np.ndarray, counts: np.ndarray, n_classes: int
     return out
 
 
-def _draws_and_multipliers(data: SharedDataset, seed: int, bootstrap: bool, n_draws: int, options: FitOptions,
-                           n_classes: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+def _draws_and_multipliers(
+    data: SharedDataset, seed: int, bootstrap: bool, n_draws: int, options: FitOptions, n_classes: int
+) -> tuple[np.ndarray | None, np.ndarray | None]:
     """The bootstrap counts, and what multiplies ``data["w"]`` in the builder (counts times any class weights)."""
     n_samples = data["Xb"].shape[0]
     weighted = options.class_weight is not None or options.balanced_subsample
-    codes = np.asarray(data["y"], dtype=np.int64) if weighted else None
+    codes = np.asarray(data["y"], dtype=np.int64) if weighted else np.empty(0, dtype=np.int64)
     if not bootstrap:
         return None, None if options.class_weight is None else options.class_weight[codes]
     if options.class_weight is None:
@@ -148,8 +149,13 @@ def fit_tree(
     return tree, None
 
 
-def oob_predict(data: SharedDataset, tree: Tree, seed: int, n_draws: int, options: FitOptions | None = None,
-                ) -> tuple[np.ndarray, np.ndarray]:
+def oob_predict(
+    data: SharedDataset,
+    tree: Tree,
+    seed: int,
+    n_draws: int,
+    options: FitOptions | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Out-of-bag predictions of a tree built earlier (kept by ``warm_start``)."""
     counts, _ = _draws_and_multipliers(data, seed, True, n_draws, options or FitOptions(), 0)
     rows = np.flatnonzero(counts == 0)

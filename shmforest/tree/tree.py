@@ -138,10 +138,19 @@ class Tree:
         X = kernels.readonly(as_features(X, self.n_features), np.float64)
         leaves = np.empty((X.shape[0], 1), dtype=np.int64)
         ro = kernels.readonly
-        kernels.walk_forest(X, ro(self.children_left, np.int64), ro(self.children_right, np.int64),
-                            ro(self.feature, np.int64), ro(self.threshold, np.float64), ro(self.value, np.float64),
-                            ro(np.zeros(1, dtype=np.int64), np.int64), 1, np.empty((0, self.n_outputs)), leaves,
-                            ROW_BLOCK)
+        kernels.walk_forest(
+            X,
+            ro(self.children_left, np.int64),
+            ro(self.children_right, np.int64),
+            ro(self.feature, np.int64),
+            ro(self.threshold, np.float64),
+            ro(self.value, np.float64),
+            ro(np.zeros(1, dtype=np.int64), np.int64),
+            1,
+            np.empty((0, self.n_outputs)),
+            leaves,
+            ROW_BLOCK,
+        )
         return leaves[:, 0]
 
     def predict(self, X: np.ndarray) -> np.ndarray:

@@ -24,8 +24,6 @@ def make_data(n=240, n_features=6, seed=0, noise=0.5):
     return X, (score > 0).astype(np.int64), score
 
 
-
-
 def target_for(cls, data):
     X, y, target = data
     return y if cls in (RandomForestClassifier, DecisionTreeClassifier) else target

@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from shmforest.executors import get_executor
 from shmforest import RandomForestClassifier, RandomForestRegressor
+from shmforest.executors import get_executor
 
 sklearn = pytest.importorskip("sklearn")
 from sklearn import datasets  # noqa: E402
@@ -41,9 +41,7 @@ CASES = [
 
 def cross_validated(make, X, y, folds):
     """Mean over seeds of the mean score over folds."""
-    return float(
-        np.mean([[make(seed).fit(X[tr], y[tr]).score(X[te], y[te]) for tr, te in folds] for seed in SEEDS])
-    )
+    return float(np.mean([[make(seed).fit(X[tr], y[tr]).score(X[te], y[te]) for tr, te in folds] for seed in SEEDS]))
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from estimator_support import (
 )
 
 import shmforest.estimators.batch as fitting
-import shmforest.tree.tasks as tree_tasks
 import shmforest.tree.growth as growth
+import shmforest.tree.tasks as tree_tasks
 from shmforest import (
     DecisionTreeClassifier,
     DecisionTreeRegressor,
@@ -102,8 +102,11 @@ class Nesting(RecordingExecutor):
     def from_caller(self):
         """(payload, free tokens at submission) of each subtree task the caller itself submitted."""
         marks, calls = self.calls[::2], self.calls[1::2]
-        return [(args[2], free) for ((_, depth), free), (fn, args) in zip(marks, calls)
-                if depth == 0 and fn is growth._grow_task]
+        return [
+            (args[2], free)
+            for ((_, depth), free), (fn, args) in zip(marks, calls)
+            if depth == 0 and fn is growth._grow_task
+        ]
 
     def tree_tasks(self):
         return [args for fn, args in self.calls[1::2] if fn is tree_tasks.fit_tree]
@@ -274,7 +277,7 @@ def test_fit_many_fits_a_dict_in_place_like_separate_fits(data):
     }
     out = fit_many(models, X, y, executor="serial")
     assert out is models
-    for name, model in models.items():
+    for model in models.values():
         separate = type(model)(**{**model.get_params(), "executor": "serial"}).fit(X, y)
         assert_same_trees(model, separate)
         np.testing.assert_array_equal(model.predict_proba(X), separate.predict_proba(X))
@@ -289,7 +292,11 @@ def test_fit_many_runs_every_tree_on_one_executor_and_one_dataset_per_target_kin
     real = fitting.SharedDataset
     monkeypatch.setattr(fitting, "SharedDataset", lambda *a, **k: placed.append(real(*a, **k)) or placed[-1])
     ex = RecordingExecutor()
-    models = [RandomForestRegressor(3, random_state=0), RandomForestRegressor(4, random_state=1), DecisionTreeRegressor()]
+    models = [
+        RandomForestRegressor(3, random_state=0),
+        RandomForestRegressor(4, random_state=1),
+        DecisionTreeRegressor(),
+    ]
     assert fit_many(models, X, target, executor=ex) is models
     assert len(ex.tree_tasks()) == 3 + 4 + 1
     assert len(placed) == 1 and placed[0].closed

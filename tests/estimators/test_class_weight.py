@@ -99,8 +99,9 @@ def test_weighted_forests_are_the_same_on_every_executor(imbalanced, executor):
     X, y = imbalanced
     for class_weight in ("balanced", "balanced_subsample", {0: 1, 1: 5}):
         serial = small(RandomForestClassifier, class_weight=class_weight, n_estimators=3).fit(X, y)
-        other = small(RandomForestClassifier, class_weight=class_weight, n_estimators=3, executor=executor,
-                      n_jobs=2).fit(X, y)
+        other = small(
+            RandomForestClassifier, class_weight=class_weight, n_estimators=3, executor=executor, n_jobs=2
+        ).fit(X, y)
         assert_same_trees(serial, other)
 
 
@@ -119,9 +120,13 @@ def test_out_of_bag_score_with_class_weights(imbalanced):
     [{0: 1, 5: 3}, [{0: 1, 1: 2}], "bogus", 3, {0: 1, 1: 2, 5: 3}, {0: 1}],
     ids=["unknown-and-missing", "list", "bad-preset", "number", "unknown-only", "partial"],
 )
-@pytest.mark.parametrize("ours, theirs", [
-    (DecisionTreeClassifier, SkDecisionTreeClassifier), (RandomForestClassifier, SkRandomForestClassifier),
-])
+@pytest.mark.parametrize(
+    "ours, theirs",
+    [
+        (DecisionTreeClassifier, SkDecisionTreeClassifier),
+        (RandomForestClassifier, SkRandomForestClassifier),
+    ],
+)
 def test_bad_class_weight_fails_as_in_scikit_learn(imbalanced, class_weight, ours, theirs):
     X, y = imbalanced
     try:
@@ -158,19 +163,33 @@ def _balanced_accuracy(cls, X, y, **params):
     return float(np.mean(scores))
 
 
-@pytest.mark.parametrize("ours, theirs, params", [
-    (RandomForestClassifier, SkRandomForestClassifier, {"n_estimators": 40, "class_weight": "balanced",
-                                                        "min_samples_leaf": 5}),
-    (RandomForestClassifier, SkRandomForestClassifier, {"n_estimators": 40, "class_weight": "balanced_subsample",
-                                                        "min_samples_leaf": 5}),
-    (RandomForestClassifier, SkRandomForestClassifier, {"n_estimators": 40, "class_weight": {0: 1, 1: 10},
-                                                        "min_samples_leaf": 5}),
-    (DecisionTreeClassifier, SkDecisionTreeClassifier, {"class_weight": "balanced", "max_depth": 6}),
-], ids=["forest-balanced", "forest-balanced_subsample", "forest-dict", "tree-balanced"])
+@pytest.mark.parametrize(
+    "ours, theirs, params",
+    [
+        (
+            RandomForestClassifier,
+            SkRandomForestClassifier,
+            {"n_estimators": 40, "class_weight": "balanced", "min_samples_leaf": 5},
+        ),
+        (
+            RandomForestClassifier,
+            SkRandomForestClassifier,
+            {"n_estimators": 40, "class_weight": "balanced_subsample", "min_samples_leaf": 5},
+        ),
+        (
+            RandomForestClassifier,
+            SkRandomForestClassifier,
+            {"n_estimators": 40, "class_weight": {0: 1, 1: 10}, "min_samples_leaf": 5},
+        ),
+        (DecisionTreeClassifier, SkDecisionTreeClassifier, {"class_weight": "balanced", "max_depth": 6}),
+    ],
+    ids=["forest-balanced", "forest-balanced_subsample", "forest-dict", "tree-balanced"],
+)
 def test_balanced_accuracy_beside_scikit_learn_on_a_95_5_problem(ours, theirs, params, record_property):
     """Same parameters, 5-fold CV, mean of 3 seeds: within 1 point of scikit-learn."""
-    X, y = make_classification(n_samples=3000, n_features=20, n_informative=6, weights=[0.95, 0.05],
-                               flip_y=0.01, random_state=0)
+    X, y = make_classification(
+        n_samples=3000, n_features=20, n_informative=6, weights=[0.95, 0.05], flip_y=0.01, random_state=0
+    )
     extra = {"executor": "serial"} if ours is DecisionTreeClassifier else {}
     mine = _balanced_accuracy(ours, X, y, **params, **extra)
     reference = _balanced_accuracy(theirs, X, y, **params)

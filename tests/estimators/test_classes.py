@@ -241,5 +241,3 @@ def test_feature_importances_of_stumps_only_are_zero():
     X = np.arange(12.0).reshape(6, 2)
     model = small(RandomForestClassifier).fit(X, [1] * 6)
     np.testing.assert_array_equal(model.feature_importances_, [0.0, 0.0])
-
-

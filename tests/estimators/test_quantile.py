@@ -140,8 +140,9 @@ def test_pickle_and_executors_keep_predictions(fitted):
     again = pickle.loads(pickle.dumps(qrf))
     np.testing.assert_array_equal(again.predict(X, quantiles=[0.1, 0.9]), qrf.predict(X, quantiles=[0.1, 0.9]))
     threaded = RandomForestQuantileRegressor(20, random_state=0, min_samples_leaf=3, executor="thread", n_jobs=2)
-    np.testing.assert_array_equal(threaded.fit(X, y).predict(X, quantiles=[0.1, 0.9]),
-                                  qrf.predict(X, quantiles=[0.1, 0.9]))
+    np.testing.assert_array_equal(
+        threaded.fit(X, y).predict(X, quantiles=[0.1, 0.9]), qrf.predict(X, quantiles=[0.1, 0.9])
+    )
 
 
 def test_warm_start_keeps_every_trees_samples(fitted):

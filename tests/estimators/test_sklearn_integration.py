@@ -75,7 +75,9 @@ def test_cross_val_score_and_cross_validate(classification, regression):
     assert all(hasattr(e, "estimators_") for e in result["estimator"])
 
 
-@pytest.mark.parametrize("cls", [RandomForestClassifier, RandomForestRegressor, DecisionTreeClassifier, DecisionTreeRegressor])
+@pytest.mark.parametrize(
+    "cls", [RandomForestClassifier, RandomForestRegressor, DecisionTreeClassifier, DecisionTreeRegressor]
+)
 def test_clone_gives_an_unfitted_equal_estimator(cls, classification):
     model = cls(max_depth=3, random_state=1, executor="thread").fit(*classification)
     copy = clone(model)

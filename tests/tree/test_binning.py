@@ -82,12 +82,14 @@ def test_zero_weight_samples_place_no_cuts():
 def test_fit_transform_is_fit_then_transform(rng, weights, max_bins):
     """One sort per feature in fit_transform; the same thresholds and codes as the two steps."""
     n = 3000
-    x = np.column_stack([
-        rng.normal(size=n),  # distinct values: quantile cuts
-        np.round(rng.normal(size=n) * 4),  # ties: few distinct values
-        np.where(rng.random(n) < 0.5, -0.0, 0.0),  # one value, two signs
-        rng.exponential(size=n) ** 4,  # skewed
-    ])
+    x = np.column_stack(
+        [
+            rng.normal(size=n),  # distinct values: quantile cuts
+            np.round(rng.normal(size=n) * 4),  # ties: few distinct values
+            np.where(rng.random(n) < 0.5, -0.0, 0.0),  # one value, two signs
+            rng.exponential(size=n) ** 4,  # skewed
+        ]
+    )
     w = {
         "none": None,
         "counts": rng.integers(0, 3, size=n).astype(float),  # zeros place no cuts

@@ -26,8 +26,16 @@ from shmforest.tree import Binner, Tree, TreeBuilder, TreeParams
 
 
 def params(**kw) -> TreeParams:
-    base = dict(criterion="gini", max_depth=None, min_samples_split=2, min_samples_leaf=1, max_features=1,
-                min_impurity_decrease=0.0, max_leaf_nodes=None, n_classes=2)
+    base = dict(
+        criterion="gini",
+        max_depth=None,
+        min_samples_split=2,
+        min_samples_leaf=1,
+        max_features=1,
+        min_impurity_decrease=0.0,
+        max_leaf_nodes=None,
+        n_classes=2,
+    )
     base.update(kw)
     return TreeParams(**base)
 
@@ -147,8 +155,9 @@ def _check_node_arrays(tree: Tree, X, y, w, n_classes):
     internal = np.flatnonzero(tree.children_left != -1)
     left, right = tree.children_left[internal], tree.children_right[internal]
     assert np.array_equal(tree.n_node_samples[internal], tree.n_node_samples[left] + tree.n_node_samples[right])
-    assert np.allclose(tree.weighted_n_node_samples[internal],
-                       tree.weighted_n_node_samples[left] + tree.weighted_n_node_samples[right])
+    assert np.allclose(
+        tree.weighted_n_node_samples[internal], tree.weighted_n_node_samples[left] + tree.weighted_n_node_samples[right]
+    )
     # Preorder ids: the left child comes next, the right one after the left subtree.
     assert np.array_equal(left, internal + 1) and np.all(right > left)
     inbag = w > 0
@@ -258,8 +267,16 @@ def test_max_features_draws_vary_with_the_node_and_seed(clf_data):
 
 def test_parameters_are_validated(clf_data):
     X, y = clf_data
-    bad = [dict(max_features=0), dict(max_features=9), dict(min_samples_split=1), dict(min_samples_leaf=0),
-           dict(max_depth=-1), dict(max_leaf_nodes=1), dict(min_impurity_decrease=-1.0), dict(criterion="mse")]
+    bad = [
+        dict(max_features=0),
+        dict(max_features=9),
+        dict(min_samples_split=1),
+        dict(min_samples_leaf=0),
+        dict(max_depth=-1),
+        dict(max_leaf_nodes=1),
+        dict(min_impurity_decrease=-1.0),
+        dict(criterion="mse"),
+    ]
     for kw in bad:
         with pytest.raises(ValueError):
             grow(X, y, params(**kw))
@@ -392,8 +409,9 @@ def test_nodes_are_numbered_in_preorder_as_scikit_learn_does(clf_data):
     assert np.all(tree.children_right[internal] > tree.children_left[internal])
 
 
-@pytest.mark.parametrize("kind", ["exact", "float_weights", "regression", "entropy_msl", "subtracted_float",
-                                  "subtracted_regression"])
+@pytest.mark.parametrize(
+    "kind", ["exact", "float_weights", "regression", "entropy_msl", "subtracted_float", "subtracted_regression"]
+)
 def test_branch_parallel_build_is_bit_identical(clf_data, monkeypatch, kind):
     X, y = clf_data
     counts = bootstrap(y.size, 11)
@@ -422,7 +440,9 @@ def test_branch_parallel_build_is_bit_identical(clf_data, monkeypatch, kind):
             # The same through a serial executor: every task inline.
             from shmforest.executors.serial import SerialExecutor
 
-            inline = run_in_task(SerialExecutor(), TreeBuilder(p).build, (ds,), dict(seed=21, sample_counts=counts, parallel=True))
+            inline = run_in_task(
+                SerialExecutor(), TreeBuilder(p).build, (ds,), dict(seed=21, sample_counts=counts, parallel=True)
+            )
         finally:
             ex.shutdown()
     assert parallel == serial
@@ -488,8 +508,12 @@ def test_a_delegating_caller_hands_every_node_on_at_its_first_cut(clf_data, monk
         for delegate in (True, False):
             ex = ThreadsForEveryToken(max_workers)
             try:
-                tree = run_in_task(ex, TreeBuilder(p).build, (ds,),
-                                   dict(seed=6, sample_counts=counts, parallel=True, delegate=delegate))
+                tree = run_in_task(
+                    ex,
+                    TreeBuilder(p).build,
+                    (ds,),
+                    dict(seed=6, sample_counts=counts, parallel=True, delegate=delegate),
+                )
             finally:
                 ex.shutdown()
             assert tree == serial
@@ -525,7 +549,9 @@ def test_a_failed_subtree_task_is_raised_after_the_others_finished(clf_data, mon
     try:
         with dataset(X, y) as ds:
             with pytest.raises(RuntimeError, match="subtree task failed"):
-                run_in_task(ex, TreeBuilder(params(max_features=3)).build, (ds,), dict(seed=0, parallel=True, delegate=True))
+                run_in_task(
+                    ex, TreeBuilder(params(max_features=3)).build, (ds,), dict(seed=0, parallel=True, delegate=True)
+                )
             assert len(calls) >= 2 and len(finished) == len(calls) - 1  # every other task done
     finally:
         ex.shutdown()

@@ -16,8 +16,17 @@ from shmforest.tree.tree import NODE_ARRAYS, Tree
 
 def as_ours(sk_tree, n_features):
     t = sk_tree
-    return Tree(t.children_left, t.children_right, t.feature, t.threshold, t.value.reshape(t.node_count, -1),
-                t.n_node_samples, t.weighted_n_node_samples, t.impurity, n_features)
+    return Tree(
+        t.children_left,
+        t.children_right,
+        t.feature,
+        t.threshold,
+        t.value.reshape(t.node_count, -1),
+        t.n_node_samples,
+        t.weighted_n_node_samples,
+        t.impurity,
+        n_features,
+    )
 
 
 @pytest.fixture(scope="module", params=["classification", "regression"])
@@ -41,7 +50,7 @@ def test_pruned_tree_is_scikit_learns(grown):
     cls, X, y = grown
     whole = cls(random_state=0).fit(X, y)
     alphas = ccp_pruning_path(whole.tree_)["ccp_alphas"]
-    for alpha in list(alphas[1::max(1, len(alphas) // 6)]) + [alphas[-1] * 2]:
+    for alpha in list(alphas[1 :: max(1, len(alphas) // 6)]) + [alphas[-1] * 2]:
         pruned = prune_tree(as_ours(whole.tree_, X.shape[1]), alpha)
         expected = as_ours(cls(random_state=0, ccp_alpha=alpha).fit(X, y).tree_, X.shape[1])
         for name in NODE_ARRAYS:

@@ -82,7 +82,17 @@ def test_single_leaf_tree():
 
 def test_threshold_ties_go_left():
     # x <= threshold goes left, exactly at the threshold too.
-    tree = Tree([1, -1, -1], [2, -1, -1], [0, -2, -2], [0.5, -2, -2], [[0.0], [1.0], [2.0]], [2, 1, 1], [2.0, 1.0, 1.0], [0.25, 0, 0], 1)
+    tree = Tree(
+        [1, -1, -1],
+        [2, -1, -1],
+        [0, -2, -2],
+        [0.5, -2, -2],
+        [[0.0], [1.0], [2.0]],
+        [2, 1, 1],
+        [2.0, 1.0, 1.0],
+        [0.25, 0, 0],
+        1,
+    )
     assert tree.apply(np.array([[0.5], [np.nextafter(0.5, 1)], [-7.0]])).tolist() == [1, 2, 1]
 
 
@@ -103,8 +113,19 @@ def test_tree_pickles_as_its_arrays(sk_tree, data, from_sklearn):
     tree = from_sklearn(sk_tree)
     tree.apply(X)  # fills the traversal cache, which must not travel
     blob = pickle.dumps(tree)
-    arrays = sum(getattr(tree, n).nbytes for n in ("children_left", "children_right", "feature", "threshold", "value",
-                                                   "n_node_samples", "weighted_n_node_samples", "impurity"))
+    arrays = sum(
+        getattr(tree, n).nbytes
+        for n in (
+            "children_left",
+            "children_right",
+            "feature",
+            "threshold",
+            "value",
+            "n_node_samples",
+            "weighted_n_node_samples",
+            "impurity",
+        )
+    )
     assert len(blob) < arrays + 2048
     back = pickle.loads(blob)
     assert back == tree
@@ -122,9 +143,17 @@ def test_tree_pickles_as_its_arrays(sk_tree, data, from_sklearn):
     ],
 )
 def test_malformed_trees_are_rejected(kwargs, match):
-    base = dict(children_left=[1, -1, -1], children_right=[2, -1, -1], feature=[0, -2, -2], threshold=[0.0, -2, -2],
-                value=[[1.0], [1.0], [1.0]], n_node_samples=[2, 1, 1], weighted_n_node_samples=[2.0, 1.0, 1.0],
-                impurity=[0.0, 0.0, 0.0], n_features=1)
+    base = dict(
+        children_left=[1, -1, -1],
+        children_right=[2, -1, -1],
+        feature=[0, -2, -2],
+        threshold=[0.0, -2, -2],
+        value=[[1.0], [1.0], [1.0]],
+        n_node_samples=[2, 1, 1],
+        weighted_n_node_samples=[2.0, 1.0, 1.0],
+        impurity=[0.0, 0.0, 0.0],
+        n_features=1,
+    )
     base.update(kwargs)
     with pytest.raises(ValueError, match=match):
         Tree(**base)

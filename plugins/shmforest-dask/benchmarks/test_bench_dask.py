@@ -37,10 +37,10 @@ from typing import Any
 import numpy as np
 import psutil
 import pytest
+from shmforest_dask import DOMAIN_ENV_VAR, DaskExecutor, start_local_cluster
 
 from shmforest import RandomForestClassifier, SharedDataset
 from shmforest.executors import get_executor
-from shmforest_dask import DOMAIN_ENV_VAR, DaskExecutor, start_local_cluster
 
 N_SAMPLES, N_FEATURES, N_TREES, WORKERS, ROUNDS = 50_000, 20, 50, 2, 5
 
@@ -86,7 +86,9 @@ def dataset_bytes(X: np.ndarray, y: np.ndarray) -> int:
 
 def pickled_dataset_bytes(X: np.ndarray, y: np.ndarray) -> int:
     """The same dataset as one task's pickled argument (what ``process`` sends per task)."""
-    with SharedDataset(Xb=np.zeros(X.shape, np.uint8), thresholds=np.zeros((X.shape[1], 255)), y=y.astype(np.int32)) as ds:
+    with SharedDataset(
+        Xb=np.zeros(X.shape, np.uint8), thresholds=np.zeros((X.shape[1], 255)), y=y.astype(np.int32)
+    ) as ds:
         return len(pickle.dumps({k: np.array(ds[k]) for k in ds}, protocol=5))
 
 
@@ -197,8 +199,10 @@ def main() -> None:
         cluster.close()
 
     shm_s, dask_s = statistics.median(rows["shm"]), statistics.median(rows["dask"])
-    print(f"\n{N_TREES} trees, {N_SAMPLES:,} x {N_FEATURES}, {WORKERS} single-threaded workers each, "
-          f"median of {ROUNDS} fits, the two executors taking turns (workers started before timing)\n")
+    print(
+        f"\n{N_TREES} trees, {N_SAMPLES:,} x {N_FEATURES}, {WORKERS} single-threaded workers each, "
+        f"median of {ROUNDS} fits, the two executors taking turns (workers started before timing)\n"
+    )
     shm_best = min(rows["shm"])
     print("| executor | fit, median | vs shm | fit, best | vs shm | all fits, s | start-up + a 2,000-row fit |")
     print("|---|---|---|---|---|---|---|")
@@ -206,25 +210,33 @@ def main() -> None:
         key = name.split()[0]
         runs = ", ".join(f"{s:.2f}" for s in rows[key])
         best = min(rows[key])
-        print(f"| {name} | {median:.2f} s | {median / shm_s:.2f}x | {best:.2f} s | {best / shm_best:.2f}x | {runs} "
-              f"| {rows[key + ' start'][0]:.2f} s |")
+        print(
+            f"| {name} | {median:.2f} s | {median / shm_s:.2f}x | {best:.2f} s | {best / shm_best:.2f}x | {runs} "
+            f"| {rows[key + ' start'][0]:.2f} s |"
+        )
 
     print("\nWhat reached the workers, against the data\n")
-    print("| fit | X (float64) | placed (datasets, arrays) | task payloads | nested payloads "
-          "| shipped to other machines | results back (trees) | loopback wire, all messages |")
+    print(
+        "| fit | X (float64) | placed (datasets, arrays) | task payloads | nested payloads "
+        "| shipped to other machines | results back (trees) | loopback wire, all messages |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for label, r, Xr in (
         (f"{N_SAMPLES:,} x {N_FEATURES}, one machine", one, X),
         ("4,000 x 20, one machine", local_small, Xs),
         ("4,000 x 20, two machines (simulated)", two, Xs),
     ):
-        print(f"| {label}: {r['tasks']} tasks | {_mib(Xr.nbytes)} | {_mib(r['placed_bytes'])} in {r['placements']} "
-              f"| {_mib(r['payload_bytes'])} | {_mib(r['nested_payload_bytes'])} | {_mib(r['shipped_bytes'])} "
-              f"| {_mib(r['result_bytes'])} | {_mib(r['wire_bytes'])} |")
+        print(
+            f"| {label}: {r['tasks']} tasks | {_mib(Xr.nbytes)} | {_mib(r['placed_bytes'])} in {r['placements']} "
+            f"| {_mib(r['payload_bytes'])} | {_mib(r['nested_payload_bytes'])} | {_mib(r['shipped_bytes'])} "
+            f"| {_mib(r['result_bytes'])} | {_mib(r['wire_bytes'])} |"
+        )
     per_task = pickled_dataset_bytes(X, y)
-    print(f"\nFor scale, {N_SAMPLES:,} x {N_FEATURES}: the dataset pickled per task (`process`) would send "
-          f"{_mib(per_task * one['tasks'])} ({one['tasks']} x {_mib(per_task)}); "
-          f"`scatter(broadcast=True)` {_mib(per_task * WORKERS)} (once per worker process).")
+    print(
+        f"\nFor scale, {N_SAMPLES:,} x {N_FEATURES}: the dataset pickled per task (`process`) would send "
+        f"{_mib(per_task * one['tasks'])} ({one['tasks']} x {_mib(per_task)}); "
+        f"`scatter(broadcast=True)` {_mib(per_task * WORKERS)} (once per worker process)."
+    )
 
 
 if __name__ == "__main__":

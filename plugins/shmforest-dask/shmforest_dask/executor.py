@@ -470,7 +470,9 @@ class DaskExecutor(Executor):
             "shipped_bytes": self._placements.shipped_bytes,
             "local_bytes": self._placements.local_bytes,
         }
-        stats["nested_tasks"], stats["nested_payload_bytes"] = self._nested() if not self._closed else self._nested_at_close
+        stats["nested_tasks"], stats["nested_payload_bytes"] = (
+            self._nested() if not self._closed else self._nested_at_close
+        )
         return stats
 
     def _nested(self) -> tuple[int, int]:
@@ -516,8 +518,12 @@ class DaskExecutor(Executor):
             return
         try:
             dask_future = self._client.submit(
-                _run_task, task.payload, key=_task_key(task.fn), pure=False,
-                workers=task.workers, allow_other_workers=task.workers is not None,
+                _run_task,
+                task.payload,
+                key=_task_key(task.fn),
+                pure=False,
+                workers=task.workers,
+                allow_other_workers=task.workers is not None,
             )
         except BaseException as exc:  # noqa: BLE001 - the client is gone: fail this task, not the caller
             if task.future._claim():

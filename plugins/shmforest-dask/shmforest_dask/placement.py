@@ -81,7 +81,9 @@ class _Placed:
 
     __slots__ = ("kind", "key", "origin", "copies", "workers")
 
-    def __init__(self, kind: str, key: str, origin: str, copies: dict[str, Any], workers: tuple[str, ...] | None) -> None:
+    def __init__(
+        self, kind: str, key: str, origin: str, copies: dict[str, Any], workers: tuple[str, ...] | None
+    ) -> None:
         self.kind = kind  # "ndarray", "sharedarray" or "dataset"
         self.key = key
         self.origin = origin  # the client's domain: where the source lives
@@ -344,8 +346,14 @@ class Placements:
             # Loose restriction: should the placer be gone, another worker places it
             # and reports its own domain.
             task = client.submit(
-                _place_here, placement.marker.key, kind, shipped, workers=[placer],
-                allow_other_workers=True, pure=False, key=f"shmforest-place-{uuid.uuid4().hex}",
+                _place_here,
+                placement.marker.key,
+                kind,
+                shipped,
+                workers=[placer],
+                allow_other_workers=True,
+                pure=False,
+                key=f"shmforest-place-{uuid.uuid4().hex}",
             )
             pending.append((shipped, task))
         copies = placement.marker.copies

@@ -10,9 +10,9 @@ each, so the kit's bound on running tasks holds only because the cap holds.
 from __future__ import annotations
 
 import pytest
+from shmforest_dask import DaskExecutor
 
 from shmforest.testing.conformance import ExecutorConformance
-from shmforest_dask import DaskExecutor
 
 
 class TestDaskExecutorOwnCluster(ExecutorConformance):

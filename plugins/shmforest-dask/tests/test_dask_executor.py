@@ -12,12 +12,12 @@ import dask
 import numpy as np
 import pytest
 from distributed import Client
+from shmforest_dask import ADDRESS_ENV_VAR, DaskExecutor, WorkerLostError
 
 from shmforest.budget import ProcessBudget
 from shmforest.errors import BudgetError, TaskPicklingError
 from shmforest.executors import available_executors, current_executor, executor_class, get_executor
 from shmforest.testing.conformance import _max_overlap, binary_recursion, running_interval
-from shmforest_dask import ADDRESS_ENV_VAR, DaskExecutor, WorkerLostError
 
 # ---------------------------------------------------------------- task functions
 

@@ -19,7 +19,6 @@ from shmforest.tree.tree import NODE_ARRAYS
 pytestmark = pytest.mark.filterwarnings("error::UserWarning")
 
 
-
 def make_data(n: int, n_features: int = 10, seed: int = 0):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, n_features))

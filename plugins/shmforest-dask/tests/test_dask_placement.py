@@ -14,9 +14,6 @@ import time
 
 import numpy as np
 import pytest
-
-from shmforest import SharedArray, SharedDataset
-from shmforest.executors import current_executor
 from shmforest_dask import (
     DOMAIN_ENV_VAR,
     DaskExecutor,
@@ -26,6 +23,9 @@ from shmforest_dask import (
     host_copies,
     shm_domain,
 )
+
+from shmforest import SharedArray, SharedDataset
+from shmforest.executors import current_executor
 
 pytestmark = pytest.mark.filterwarnings("error::UserWarning")
 

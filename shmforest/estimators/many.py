@@ -66,11 +66,12 @@ def fit_many(
     for key, model in items:
         if not isinstance(model, TreeModel):
             raise TypeError(
-                f"models[{key!r}] must be a shmforest RandomForest*/DecisionTree* estimator; "
-                f"got {type(model).__name__}"
+                f"models[{key!r}] must be a shmforest RandomForest*/DecisionTree* estimator; got {type(model).__name__}"
             )
         if id(model) in seen:
-            raise ValueError(f"models[{key!r}] is the same object as models[{seen[id(model)]!r}]; pass distinct estimators")
+            raise ValueError(
+                f"models[{key!r}] is the same object as models[{seen[id(model)]!r}]; pass distinct estimators"
+            )
         seen[id(model)] = key
     fit_models(
         [m for _, m in items],
