@@ -64,13 +64,9 @@ __all__ = ["DEFAULT_EXECUTOR", "Targets", "TreePlan", "TreeResults", "fit_models
 preload_in_workers(tree_tasks.__name__, "shmforest.tree.warmup")
 
 DEFAULT_EXECUTOR = "thread"
-#: Below this many values of X, binning runs in the parent (in threads, see below): tasks
-#: would cost more than they save. On 2 cores the 75,000 x 20 workload (1.5M values)
-#: binned in 20.7 ms in one thread of the parent, 18.7 ms in two, 28.9 ms as tasks on a
-#: reused 2-worker shm executor and 45.6 ms on a fresh one (``benchmarks/test_bench_binning.py``,
-#: medians of 9 rounds, one run). The tasks' overhead (placing X, feeding and starting
-#: workers) is tens of milliseconds; 4M values is an estimate from such figures of where
-#: halving the work pays for it, not a size measured.
+#: Below this many values of X, binning runs in the parent (in threads, see below): the
+#: tasks' overhead (placing X, starting workers) is tens of milliseconds, more than they
+#: save on smaller X (``benchmarks/test_bench_binning.py``; figures in RESULTS.md).
 PARALLEL_BINNING_CELLS = 4_000_000
 #: From this many values up to ``PARALLEL_BINNING_CELLS``, threads of the parent bin groups
 #: of features (:func:`_bin_in_threads`); below it binning takes a few milliseconds, about
@@ -304,8 +300,7 @@ def _bin_in_threads(Xa: np.ndarray, w: np.ndarray | None, max_bins: int, workers
         return bin_group(groups[0])
     with cf.ThreadPoolExecutor(threads - 1, thread_name_prefix="shmforest-binning") as binning:
         # This thread bins the first group itself: handed to a thread as well, it
-        # would wait for the GIL while the threads started (the second of two
-        # threads began 2.8 ms after the first, medians of a traced one-off run).
+        # would wait for the GIL while the threads started.
         others = [binning.submit(bin_group, columns) for columns in groups[1:]]
         results = [bin_group(groups[0])] + [future.result() for future in others]
     return _assemble_bins(groups, results, Xa.shape)
@@ -383,11 +378,9 @@ def _fit_tree_here(pool: Executor, args: tuple[Any, ...]) -> Any:
 
     With a token of the pool's budget this process grows like one of the
     workers: at each cut it keeps a part and hands the rest on, so only one
-    worker has to start before the first subtrees grow (75,000 x 20 deep tree,
-    2 workers, 21 rounds in turns, one-off A/B: 0.375 s against 0.403 s handing
-    every part on). The token is held until the subtrees are back: given back
-    when this process's own part is done, it let a worker's next cut start a
-    fresh process for a small share (0.385 s in the same A/B). With no token
+    worker has to start before the first subtrees grow. The token is held until
+    the subtrees are back: given back when this process's own part is done, it
+    would let a worker's next cut start a fresh process for a small share. With no token
     free, computing here would put one process more to work than the budget
     allows: every part goes to the workers and this process only waits
     (``delegate``, :meth:`TreeBuilder.build`).
@@ -398,8 +391,7 @@ def _fit_tree_here(pool: Executor, args: tuple[Any, ...]) -> Any:
     try:
         if data["Xb"].shape[0] >= growth.MIN_TASK_SAMPLES and (params.max_depth is None or params.max_depth >= 2):
             # The first cut is a root level away: workers that start on demand start
-            # meanwhile, on the core this process leaves free (one-off A/B, 31 rounds
-            # in turns: 0.393 s against 0.408 s).
+            # meanwhile, on the core this process leaves free.
             pool.warm_up()
         return run_in_task(pool, tree_tasks.fit_tree, args, {"delegate": not held})
     finally:

@@ -78,9 +78,7 @@ class Binner:
 
         Each column is sorted once for its thresholds; its codes then come from
         buckets of the column's range (:func:`_count_below_in_range`), whose range
-        is known once it is sorted. The 75,000 x 20 workload: ``fit_transform``
-        20.7 ms, ``fit`` then ``transform`` 26.6 ms (``benchmarks/test_bench_binning.py``,
-        medians of 9 rounds, one run).
+        is known once it is sorted (``benchmarks/test_bench_binning.py`` times it).
         """
         if not isinstance(self.max_bins, (int, np.integer)) or not 2 <= self.max_bins <= MAX_BINS:
             raise ValueError(f"max_bins must be an int in [2, {MAX_BINS}], got {self.max_bins!r}")
@@ -162,9 +160,7 @@ def by_feature(X: np.ndarray) -> np.ndarray:
 
     ``np.ascontiguousarray(X.T)`` walks the output column by column through all of
     ``X``, missing the cache at every row; a block of rows at a time reads each
-    row's cache lines once. One-off timings (``np.ascontiguousarray(X.T)`` against
-    blocks of 64 KiB): 75,000 x 20 float64, 4.7 ms and 0.92 ms; 1,000,000 x 8,
-    27.5 and 14.5 ms; 20,000 x 500, 60 and 40 ms; 300 x 20,000, 19 and 21 ms.
+    row's cache lines once (several times faster on tall X; timings in RESULTS.md).
     A view, not a copy, when ``X.T`` is C-contiguous already.
     """
     if X.ndim != 2:
@@ -200,8 +196,8 @@ def count_below(cuts: np.ndarray, column: np.ndarray, out: np.ndarray | None = N
     a binary search per value: a long column of finite values by buckets of its
     range (:func:`_count_below_in_range`), any other by sorting it (in sorted order
     the counts only step up, at the values where the column passes a cut, so one
-    sort and one search per cut do). 25,000 normal values against 255 cuts,
-    one-off timings: 0.56 ms bucketed, 1.71 ms sorted, 1.25 ms by ``searchsorted``.
+    sort and one search per cut do). Bucketing beat both sorting and
+    ``searchsorted`` about 2x to 3x on 25,000 values against 255 cuts.
 
     Parameters
     ----------
@@ -219,9 +215,7 @@ def count_below(cuts: np.ndarray, column: np.ndarray, out: np.ndarray | None = N
 
 
 #: From this many values, :func:`count_below` buckets the column's range instead of
-#: sorting it: below, the bucket table costs more than the sort saves (one-off
-#: timings against 255 cuts: 0.040 ms sorted, 0.049 bucketed at 1,024 values;
-#: 0.15 and 0.07 ms at 4,096).
+#: sorting it: below, the bucket table costs more than the sort saves.
 MIN_BUCKETED_VALUES = 2048
 
 
@@ -234,10 +228,8 @@ def _count_below_by_sorting(cuts: np.ndarray, column: np.ndarray, out: np.ndarra
 BUCKETS_PER_CUT = 64
 #: ... but at most this many per value: with many cuts (a forest's, some 7,500 per
 #: feature on the 75,000 x 20 workload) a larger table costs more to build and to
-#: read than the values it keeps from ``searchsorted``. One-off timings, 20 columns
-#: of 25,000 values against a forest's cuts: 22.4 ms at 64 buckets per cut (19 per
-#: value), 16.7 ms at 9.6 per value, 17.3 at 4.8, 22.2 at 2.4. Binning (255 cuts,
-#: 75,000 values) stays at 64 per cut.
+#: read than the values it keeps from ``searchsorted`` (about 8 per value was the
+#: fastest setting tried). Binning (255 cuts, 75,000 values) stays at 64 per cut.
 BUCKETS_PER_VALUE = 8
 
 
@@ -251,10 +243,7 @@ def _count_below_in_range(cuts: np.ndarray, column: np.ndarray, lo: float, hi: f
     gets, exactly, the number of cuts in lower buckets, one table lookup; a value
     sharing its bucket with one cut adds one if it lies above that cut; the few
     values in buckets of several cuts are counted by ``searchsorted``. No sort of
-    the column: a few passes over it (one-off timings, 75,000 values, 255 cuts:
-    0.7 ms against 2.7 ms sorting the column; 0.26 ms comparing with a bucket's
-    one cut against 0.49 ms searching for every value sharing a bucket with a
-    cut). Cuts outside ``[lo, hi]`` (a forest's, for rows it did not see) fall
+    the column: a few passes over it. Cuts outside ``[lo, hi]`` (a forest's, for rows it did not see) fall
     in the first or last bucket.
     """
     n_cuts = cuts.shape[0]
