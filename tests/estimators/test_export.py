@@ -124,22 +124,3 @@ def test_thresholds_round_down_to_float32():
 def test_unfitted_raises():
     with pytest.raises(NotFittedError):
         RandomForestClassifier().to_sklearn()
-
-
-@pytest.mark.parametrize("ours_cls", [RandomForestClassifier, RandomForestRegressor, DecisionTreeClassifier])
-def test_onnx_round_trip(ours_cls):
-    """skl2onnx converts the scikit-learn estimator; onnxruntime (float32) predicts as we do."""
-    skl2onnx = pytest.importorskip("skl2onnx")
-    ort = pytest.importorskip("onnxruntime")
-    X, y = problem(ours_cls)
-    model = small(ours_cls, max_depth=6).fit(X, y)
-    options = {"zipmap": False} if "Classifier" in ours_cls.__name__ else None
-    onnx = skl2onnx.to_onnx(model.to_sklearn(), X[:1].astype(np.float32), options=options)
-    session = ort.InferenceSession(onnx.SerializeToString(), providers=["CPUExecutionProvider"])
-    X_new, _ = problem(ours_cls, n=1000, seed=3)
-    outputs = session.run(None, {session.get_inputs()[0].name: X_new.astype(np.float32)})
-    if "Classifier" in ours_cls.__name__:
-        np.testing.assert_array_equal(outputs[0], model.predict(X_new))
-        np.testing.assert_allclose(outputs[1], model.predict_proba(X_new), rtol=1e-5, atol=1e-6)
-    else:
-        np.testing.assert_allclose(outputs[0][:, 0], model.predict(X_new), rtol=1e-5, atol=1e-5)
