@@ -232,8 +232,9 @@ def _gather(futures: list[cf.Future[Any]]) -> list[Any]:
     try:
         done, _ = cf.wait(futures, return_when=cf.FIRST_EXCEPTION)
         for future in futures:  # the first failure in submission order, for a stable error
-            if future in done and future.exception() is not None:
-                raise future.exception()  # type: ignore[misc]
+            error = future.exception() if future in done else None
+            if error is not None:
+                raise error
         return [f.result() for f in futures]
     except BaseException:
         _abandon(futures)

@@ -147,8 +147,9 @@ class CapacityProbe:
         start_at = time.time() + 0.02  # time for every helper to read the line first
         for helper in self._helpers:
             try:
-                helper.stdin.write(f"{start_at!r} {kind} {passes}\n")  # type: ignore[union-attr]
-                helper.stdin.flush()  # type: ignore[union-attr]
+                assert helper.stdin is not None  # started with stdin=PIPE
+                helper.stdin.write(f"{start_at!r} {kind} {passes}\n")
+                helper.stdin.flush()
             except OSError as exc:  # BrokenPipeError: it is gone
                 raise RuntimeError(f"a capacity-probe helper exited (exit code {helper.poll()})") from exc
         while time.time() < start_at:
@@ -169,7 +170,8 @@ class CapacityProbe:
         self._closed = True
         for helper in self._helpers:
             try:
-                helper.stdin.close()  # type: ignore[union-attr]  # end of input: the helper returns
+                if helper.stdin is not None:
+                    helper.stdin.close()  # end of input: the helper returns
             except OSError:
                 pass
         for helper in self._helpers:

@@ -17,7 +17,7 @@ predictions are the same to the bit on every thread count.
 from __future__ import annotations
 
 import concurrent.futures as cf
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -109,16 +109,16 @@ class ForestArrays:
             ROW_BLOCK,
         )
 
-    def _in_threads(self, n_rows: int, n_threads: int, work: object) -> None:
+    def _in_threads(self, n_rows: int, n_threads: int, work: Callable[[int, int], None]) -> None:
         """Run ``work(a, b)`` on row ranges: here alone, or one range per thread."""
         threads = max(1, min(int(n_threads), n_rows // ROWS_PER_THREAD))
         if threads == 1:
-            work(0, n_rows)  # type: ignore[operator]
+            work(0, n_rows)
             return
         bounds = np.linspace(0, n_rows, threads + 1).astype(int)
         with cf.ThreadPoolExecutor(threads - 1) as pool:
-            futures: list[cf.Future[None]] = [pool.submit(work, a, b) for a, b in zip(bounds[1:-1], bounds[2:])]  # type: ignore[arg-type]
-            work(bounds[0], bounds[1])  # type: ignore[operator]
+            futures: list[cf.Future[None]] = [pool.submit(work, a, b) for a, b in zip(bounds[1:-1], bounds[2:])]
+            work(bounds[0], bounds[1])
             for f in futures:
                 f.result()
 

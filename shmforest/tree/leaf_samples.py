@@ -118,7 +118,7 @@ class LeafSamples:
 
 
 @njit(nogil=True, cache=True)
-def _weighted_quantiles(leaves, node_start, offsets, ids, weights, leaf_weight, y, quantiles, out):  # type: ignore[no-untyped-def]
+def _weighted_quantiles(leaves, node_start, offsets, ids, weights, leaf_weight, y, quantiles, out):
     """Each row's quantiles: its samples' distinct targets sorted, each at the midpoint of its
     weight in the cumulative distribution, linear between them (the weighted form of Hazen's
     rule; with equal weights it is numpy's ``method="hazen"``)."""

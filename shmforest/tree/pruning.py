@@ -21,7 +21,7 @@ __all__ = ["prune_tree", "pruning_path"]
 
 
 @njit(nogil=True, cache=True)
-def _weakest_link(left, right, weighted, impurity, ccp_alpha, stop_at_alpha):  # type: ignore[no-untyped-def]
+def _weakest_link(left, right, weighted, impurity, ccp_alpha, stop_at_alpha):
     """Prune weakest links until one costs more than ``ccp_alpha`` (or the root is a leaf).
 
     Returns the nodes kept, the kept nodes that are leaves, and the path: the
