@@ -216,9 +216,7 @@ def _check_data(models: Sequence[Any], X: Any, y: Any) -> tuple[np.ndarray, np.n
     ``feature_names_in_`` from the data as given.
     """
     first = models[0]
-    Xa, y = validate_data(
-        first, X, y, dtype=np.float64, order="C", y_numeric=is_regressor(first) and not is_classifier(first)
-    )
+    Xa, y = validate_data(first, X, y, dtype=np.float64, order="C", y_numeric=is_regressor(first))
     for model in models[1:]:
         validate_data(model, X, skip_check_array=True)
     return Xa, y

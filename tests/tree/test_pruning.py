@@ -14,21 +14,6 @@ from shmforest.tree.pruning import prune_tree, pruning_path
 from shmforest.tree.tree import NODE_ARRAYS, Tree
 
 
-def as_ours(sk_tree, n_features):
-    t = sk_tree
-    return Tree(
-        t.children_left,
-        t.children_right,
-        t.feature,
-        t.threshold,
-        t.value.reshape(t.node_count, -1),
-        t.n_node_samples,
-        t.weighted_n_node_samples,
-        t.impurity,
-        n_features,
-    )
-
-
 @pytest.fixture(scope="module", params=["classification", "regression"])
 def grown(request):
     X, y = make_classification(400, n_features=8, flip_y=0.1, random_state=0)
@@ -38,21 +23,21 @@ def grown(request):
     return SkDecisionTreeClassifier, X, y
 
 
-def test_path_is_scikit_learns_to_the_bit(grown):
+def test_path_is_scikit_learns_to_the_bit(grown, from_sklearn):
     cls, X, y = grown
-    sk = cls(random_state=0).fit(X, y).tree_
-    ours, theirs = pruning_path(as_ours(sk, X.shape[1])), ccp_pruning_path(sk)
+    sk = cls(random_state=0).fit(X, y)
+    ours, theirs = pruning_path(from_sklearn(sk)), ccp_pruning_path(sk.tree_)
     np.testing.assert_array_equal(ours["ccp_alphas"], theirs["ccp_alphas"])
     np.testing.assert_array_equal(ours["impurities"], theirs["impurities"])
 
 
-def test_pruned_tree_is_scikit_learns(grown):
+def test_pruned_tree_is_scikit_learns(grown, from_sklearn):
     cls, X, y = grown
     whole = cls(random_state=0).fit(X, y)
     alphas = ccp_pruning_path(whole.tree_)["ccp_alphas"]
     for alpha in list(alphas[1 :: max(1, len(alphas) // 6)]) + [alphas[-1] * 2]:
-        pruned = prune_tree(as_ours(whole.tree_, X.shape[1]), alpha)
-        expected = as_ours(cls(random_state=0, ccp_alpha=alpha).fit(X, y).tree_, X.shape[1])
+        pruned = prune_tree(from_sklearn(whole), alpha)
+        expected = from_sklearn(cls(random_state=0, ccp_alpha=alpha).fit(X, y))
         for name in NODE_ARRAYS:
             np.testing.assert_array_equal(getattr(pruned, name), getattr(expected, name), err_msg=f"{alpha}: {name}")
 
@@ -80,17 +65,17 @@ def reference_prune(tree, alpha):
     return sorted(nodes_under(0))
 
 
-def test_pruning_follows_the_formula(grown):
+def test_pruning_follows_the_formula(grown, from_sklearn):
     cls, X, y = grown
-    tree = as_ours(cls(random_state=0, max_depth=5).fit(X, y).tree_, X.shape[1])
+    tree = from_sklearn(cls(random_state=0, max_depth=5).fit(X, y))
     for alpha in pruning_path(tree)["ccp_alphas"][1:]:
         nudged = alpha * (1 + 1e-9)  # past rounding: the reference sums in another order
         assert prune_tree(tree, nudged).node_count == len(reference_prune(tree, nudged))
 
 
-def test_alpha_zero_and_a_lone_root_change_nothing(grown):
+def test_alpha_zero_and_a_lone_root_change_nothing(grown, from_sklearn):
     cls, X, y = grown
-    tree = as_ours(cls(random_state=0).fit(X, y).tree_, X.shape[1])
+    tree = from_sklearn(cls(random_state=0).fit(X, y))
     assert prune_tree(tree, 0.0) is tree
     root = prune_tree(tree, 1e9)
     assert root.node_count == 1 and root.children_left[0] == -1 and root.feature[0] == -2
@@ -98,9 +83,9 @@ def test_alpha_zero_and_a_lone_root_change_nothing(grown):
     assert prune_tree(root, 1.0) is root
 
 
-def test_bigger_alpha_prunes_more(grown):
+def test_bigger_alpha_prunes_more(grown, from_sklearn):
     cls, X, y = grown
-    tree = as_ours(cls(random_state=0).fit(X, y).tree_, X.shape[1])
+    tree = from_sklearn(cls(random_state=0).fit(X, y))
     counts = [prune_tree(tree, a).node_count for a in np.linspace(0, 0.05, 11)]
     assert counts == sorted(counts, reverse=True) and counts[0] > counts[-1]
 
