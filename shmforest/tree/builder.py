@@ -178,4 +178,6 @@ def table_to_tree(ints: np.ndarray, floats: np.ndarray, n_features: int) -> Tree
         floats[:, 1],
         floats[:, 2],
         n_features,
+        # The kernels write a valid preorder table: checking it again is pure cost on small trees.
+        check=False,
     )

@@ -61,6 +61,10 @@ class Tree:
     impurity : ndarray of float64
     n_features : int
         Features of the data the tree was grown on.
+    check : bool, default True
+        Check that the children arrays form a tree (ids in range, one parent each,
+        children after parents). Only the builder, whose kernels write a valid
+        table, turns it off.
 
     Notes
     -----
@@ -87,6 +91,8 @@ class Tree:
         weighted_n_node_samples: np.ndarray,
         impurity: np.ndarray,
         n_features: int,
+        *,
+        check: bool = True,
     ) -> None:
         self.children_left = np.asarray(children_left, dtype=np.int64)
         self.children_right = np.asarray(children_right, dtype=np.int64)
@@ -103,7 +109,8 @@ class Tree:
                 raise ValueError(f"{name} has {getattr(self, name).shape[0]} nodes; children_left has {n}")
         if n == 0:
             raise ValueError("a tree needs at least one node")
-        _check_structure(self.children_left, self.children_right, self.feature)
+        if check:
+            _check_structure(self.children_left, self.children_right, self.feature)
         self._depth = kernels.node_depths(self.children_left, self.children_right)
         self.max_depth = int(self._depth.max())
 
