@@ -2,12 +2,10 @@
 
 * ``Binner.fit`` then ``transform`` (a sort, then an argsort, per feature)
   against ``fit_transform`` (one argsort per feature, shared by thresholds and codes);
-* the binning step of a fit (``estimators.batch._bin``) run in the parent (in one thread
-  for a one-worker executor, in a thread per worker for a 2-worker one: what a
-  fit of this size does), and as tasks
-  (groups of features, whatever ``PARALLEL_BINNING_CELLS`` says) on a fresh
-  ``shm`` executor with 2 workers (their start and first task included) and on
-  one whose workers have binned before.
+* the binning step of a fit (``estimators.batch._bin``), run in the parent: in one
+  thread for a one-worker executor, in a thread per worker for a 2-worker one (what
+  a fit of this size does). Binning as tasks on worker processes, measured here
+  until 2026-12-07 (RESULTS.md), is gone: it needed X placed in shared memory.
 
 The cases run in turns, 9 rounds; medians. For a table (``benchmarks/RESULTS.md``)::
 
@@ -36,28 +34,12 @@ from shmforest.tree.binning import Binner  # noqa: E402
 ROUNDS = 9
 
 
-def as_tasks(X: np.ndarray, pool: object) -> object:
-    """A fit's binning as tasks on ``pool``, whatever ``PARALLEL_BINNING_CELLS`` says of X's size."""
-    rule = fitting.PARALLEL_BINNING_CELLS
-    fitting.PARALLEL_BINNING_CELLS = 0
-    try:
-        return fitting._bin(X, None, 256, pool)
-    finally:
-        fitting.PARALLEL_BINNING_CELLS = rule
-
-
 def cases(X: np.ndarray, warm: object) -> dict[str, Callable[[], object]]:
-    def fresh() -> object:
-        with get_executor("shm", max_workers=2) as pool:
-            return as_tasks(X, pool)
-
     return {
         "Binner.fit + transform": lambda: Binner().fit(X).transform(X),
         "Binner.fit_transform": lambda: Binner().fit_transform(X),
         "fit's binning, in the parent, one thread (serial)": lambda: fitting._bin(X, None, 256, SerialExecutor()),
         "fit's binning, in the parent, 2 threads (shm x2)": lambda: fitting._bin(X, None, 256, warm),
-        "fit's binning as tasks, fresh shm x2": fresh,
-        "fit's binning as tasks, shm x2 reused": lambda: as_tasks(X, warm),
     }
 
 
@@ -65,7 +47,6 @@ def measure(rounds: int = ROUNDS) -> dict[str, float]:
     X = load_workload()[0]
     times: dict[str, list[float]] = {}
     with get_executor("shm", max_workers=2) as warm:
-        as_tasks(X, warm)  # its workers have binned once
         runners = cases(X, warm)
         for _ in range(rounds):
             for name, run in runners.items():

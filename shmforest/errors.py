@@ -14,6 +14,7 @@ from typing import Any
 __all__ = [
     "ShmforestError",
     "SegmentNotFoundError",
+    "SegmentMismatchError",
     "SharedMemoryFullError",
     "SharedArrayClosedError",
     "BudgetError",
@@ -24,6 +25,7 @@ __all__ = [
     "PluginImportError",
     "BudgetWarning",
     "PoolTerminatedError",
+    "TaskRetryWarning",
 ]
 
 
@@ -35,8 +37,12 @@ class SegmentNotFoundError(ShmforestError, FileNotFoundError):
     """A shared-memory segment named by a handle no longer exists."""
 
 
+class SegmentMismatchError(ShmforestError, ValueError):
+    """A handle's dtype, shape or offset does not fit the block it names."""
+
+
 class SharedMemoryFullError(ShmforestError, MemoryError):
-    """The shared-memory filesystem has no room for a requested block."""
+    """Neither shared memory nor any temporary folder has room for a requested block."""
 
 
 class SharedArrayClosedError(ShmforestError, ValueError):
@@ -94,6 +100,13 @@ class BudgetWarning(ShmforestError, RuntimeWarning):
     """A process budget's tokens did not add up when it was closed.
 
     A ``RuntimeWarning``, so it is shown by default (a ``ResourceWarning`` is not).
+    """
+
+
+class TaskRetryWarning(ShmforestError, RuntimeWarning):
+    """A worker died while it ran a task, and the task runs again on a fresh worker.
+
+    A ``RuntimeWarning``, so it is shown by default.
     """
 
 

@@ -15,6 +15,15 @@
     close() / with / atexit / SIGTERM
       shm_unlink + unregister from the tracker
 
+    no room in /dev/shm: a nameless file in a temporary folder instead
+      (:mod:`shmforest.tempfolder`); the handle's segment locates it, the same
+      attach, the same views, closed with the same calls
+
+Attaching checks what it attaches: a handle opens only this package's blocks
+(``shmf_`` segments, or temporary-folder files still held by their owner), and a
+handle whose dtype, shape or offset does not fit the block raises
+:class:`~shmforest.errors.SegmentMismatchError` instead of mapping past its end.
+
 Two CPython 3.11 traps shape this module. ``SharedMemory(name)`` in an
 attaching process registers the block with *that* process's resource tracker,
 which unlinks it (and warns "leaked shared_memory") when it shuts down
@@ -30,6 +39,7 @@ from __future__ import annotations
 import errno
 import mmap
 import os
+import re
 import secrets
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -39,8 +49,13 @@ from typing import Any, Literal
 
 import numpy as np
 
-from shmforest import lifecycle
-from shmforest.errors import SegmentNotFoundError, SharedArrayClosedError, SharedMemoryFullError
+from shmforest import lifecycle, tempfolder
+from shmforest.errors import (
+    SegmentMismatchError,
+    SegmentNotFoundError,
+    SharedArrayClosedError,
+    SharedMemoryFullError,
+)
 
 try:  # POSIX only; the stdlib's own SharedMemory is built on it.
     import _posixshmem
@@ -68,21 +83,28 @@ _SHM_DIR = "/dev/shm"
 _ALIGN = 64  # arrays inside a dataset block start on cache-line boundaries
 _NUMERIC_KINDS = frozenset("biufc")
 _MAP_POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux only
+# What a handle may name in /dev/shm: our prefix, then letters, digits and underscores (no path).
+_SEGMENT_NAME = re.compile(re.escape(SEGMENT_PREFIX) + r"[A-Za-z0-9_]+")
 
 
 # --------------------------------------------------------------------------- segments
 
 
 class _Segment:
-    """One POSIX shared-memory block mapped into this process."""
+    """One block mapped into this process: POSIX shared memory, or a temporary-folder file.
 
-    __slots__ = ("name", "size", "mm", "owner_pid", "__weakref__")
+    ``fd`` is the file's descriptor, held open while the block lives (other
+    processes reach the file through it); None for a shared-memory block.
+    """
 
-    def __init__(self, name: str, size: int, mm: mmap.mmap, owner_pid: int | None) -> None:
+    __slots__ = ("name", "size", "mm", "owner_pid", "fd", "__weakref__")
+
+    def __init__(self, name: str, size: int, mm: mmap.mmap, owner_pid: int | None, fd: int | None = None) -> None:
         self.name = name
         self.size = size
         self.mm = mm
         self.owner_pid = owner_pid
+        self.fd = fd
 
     @property
     def owned_here(self) -> bool:
@@ -90,18 +112,29 @@ class _Segment:
 
     @classmethod
     def create(cls, nbytes: int) -> _Segment:
+        """A new block in /dev/shm, or in a temporary folder when /dev/shm has no room."""
         size = max(int(nbytes), 1)  # a zero-length mapping is not allowed
-        name, fd = create_segment(size)
+        try:
+            name, fd = create_segment(size)
+            kept_fd = None
+        except (_NoRoom, OSError) as exc:  # no room, or no /dev/shm we may write in
+            reason = exc.reason if isinstance(exc, _NoRoom) else f"{_SHM_DIR}: {exc.strerror or exc}"
+            block, fd = tempfolder.create_file_block(size, SEGMENT_PREFIX, [reason])
+            name, kept_fd = block.locator, fd
         try:
             # Map the reserved pages now, in one call: faulting them in one by one
             # while copying cost 2x the copy itself (measured on 1 GiB).
             mm = mmap.mmap(fd, size, flags=mmap.MAP_SHARED | _MAP_POPULATE)
         except BaseException:
-            unlink_segment(name)
+            if kept_fd is None:
+                unlink_segment(name)
+            else:
+                os.close(kept_fd)
             raise
         finally:
-            os.close(fd)
-        seg = cls(name, size, mm, os.getpid())
+            if kept_fd is None:
+                os.close(fd)
+        seg = cls(name, size, mm, os.getpid(), kept_fd)
         with _LOCK:
             _OWNED[name] = seg
         lifecycle.install_sigterm_cleanup()
@@ -111,10 +144,14 @@ class _Segment:
         """Remove the block's name (the memory goes once every mapping is gone)."""
         with _LOCK:
             _OWNED.pop(self.name, None)
-        if not self.owned_here:
-            return
-        self.owner_pid = None
-        unlink_segment(self.name)
+            if not self.owned_here:
+                return
+            self.owner_pid = None
+            fd, self.fd = self.fd, None
+        if fd is not None:
+            os.close(fd)  # the file has no name: its last descriptor going is its removal
+        else:
+            unlink_segment(self.name)
 
 
 def create_segment(nbytes: int, *, prefix: str = SEGMENT_PREFIX) -> tuple[str, int]:
@@ -133,13 +170,10 @@ def create_segment(nbytes: int, *, prefix: str = SEGMENT_PREFIX) -> tuple[str, i
         ``/dev/shm`` has no room for ``nbytes``.
     """
     if _posixshmem is None:  # pragma: no cover
-        raise OSError("shared memory segments need a POSIX system")
+        raise _NoRoom(nbytes, "shared memory segments need a POSIX system")
     free = _free_shm_bytes()
     if free is not None and nbytes > free:
-        raise SharedMemoryFullError(
-            f"cannot place {nbytes:,} bytes in shared memory: {_SHM_DIR} has only "
-            f"{free:,} bytes free (enlarge it, e.g. docker --shm-size, or place less)"
-        )
+        raise _NoRoom(nbytes, f"{_SHM_DIR} has only {free:,} bytes free")
     ensure_tracker()
     for _ in range(8):
         name = prefix + secrets.token_hex(12)
@@ -160,6 +194,21 @@ def create_segment(nbytes: int, *, prefix: str = SEGMENT_PREFIX) -> tuple[str, i
     return name, fd
 
 
+class _NoRoom(SharedMemoryFullError):
+    """/dev/shm has no room for a block; ``reason`` says so in a few words.
+
+    What :meth:`_Segment.create` catches to try the temporary folders; callers of
+    :func:`create_segment` see a :class:`SharedMemoryFullError` like any other.
+    """
+
+    def __init__(self, nbytes: int, reason: str) -> None:
+        super().__init__(
+            f"cannot place {nbytes:,} bytes in shared memory: {reason} (enlarge it, e.g. docker --shm-size, "
+            "or place less)"
+        )
+        self.reason = reason
+
+
 def unlink_segment(name: str) -> None:
     """Remove a block made by :func:`create_segment` (its memory goes once every mapping is gone)."""
     try:
@@ -175,10 +224,7 @@ def _reserve(fd: int, size: int, name: str) -> None:
         os.posix_fallocate(fd, 0, size)
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
-            raise SharedMemoryFullError(
-                f"cannot place {size:,} bytes in shared memory block {name!r}: "
-                f"{_SHM_DIR} is full (enlarge it, e.g. docker --shm-size, or place less)"
-            ) from exc
+            raise _NoRoom(size, f"{_SHM_DIR} is full") from exc
         if exc.errno not in (errno.EINVAL, errno.EOPNOTSUPP, errno.ENODEV):
             raise
         os.ftruncate(fd, size)  # filesystems without fallocate
@@ -232,7 +278,14 @@ def _after_fork_in_child() -> None:
     global _LOCK
     # Another thread of the parent may have held the lock at fork: start afresh.
     _LOCK = threading.RLock()
-    # The child inherited the parent's bookkeeping but owns none of those blocks.
+    # The child inherited the parent's bookkeeping but owns none of those blocks;
+    # nor their files' descriptors, which would keep the files' space taken while it lives.
+    for seg in _OWNED.values():
+        if seg.fd is not None:
+            try:
+                os.close(seg.fd)
+            except OSError:  # pragma: no cover - closed by the code that forked
+                pass
     _OWNED.clear()
 
 
@@ -249,14 +302,7 @@ def _attach(name: str) -> mmap.mmap:
         if seg is not None and seg.owned_here:
             return seg.mm
         _forget_removed_attachments()
-        try:
-            fd = _posixshmem.shm_open("/" + name, os.O_RDWR, mode=0)
-        except FileNotFoundError:
-            raise SegmentNotFoundError(
-                errno.ENOENT,
-                f"shared-memory segment {name!r} does not exist (its owner closed it or exited)",
-                name,
-            ) from None
+        fd = _open_block(name)
         try:
             size = os.fstat(fd).st_size
             mm = mmap.mmap(fd, size)
@@ -266,12 +312,37 @@ def _attach(name: str) -> mmap.mmap:
         return mm
 
 
+def _open_block(name: str) -> int:
+    """A descriptor of the block ``name``: only a ``shmf_`` segment or one of our temporary-folder files."""
+    if tempfolder.is_file_locator(name):
+        return tempfolder.open_file_block(name)
+    if not _SEGMENT_NAME.fullmatch(name):
+        raise ValueError(
+            f"segment {name!r} is not a shmforest block: handles name {SEGMENT_PREFIX}<hex> segments "
+            f"in {_SHM_DIR}, or temporary-folder blocks ({SEGMENT_PREFIX}<hex>@<pid>.<fd>.<dev>.<ino>)"
+        )
+    try:
+        return int(_posixshmem.shm_open("/" + name, os.O_RDWR, mode=0))
+    except FileNotFoundError:
+        raise SegmentNotFoundError(
+            errno.ENOENT,
+            f"shared-memory segment {name!r} does not exist (its owner closed it or exited)",
+            name,
+        ) from None
+
+
+def _block_exists(name: str) -> bool:
+    if tempfolder.is_file_locator(name):
+        return tempfolder.file_block_exists(name)
+    return os.path.exists(os.path.join(_SHM_DIR, name))
+
+
 def _forget_removed_attachments() -> None:
     # A long-lived worker would otherwise keep every dataset it ever saw mapped,
     # holding memory the owners already released. Only the cache lets go: numpy
     # views keep the mmap object as their base, and closing it under them would
     # turn their next read into a segfault, so the mapping goes with the last view.
-    for name in [n for n in _ATTACHED if not os.path.exists(os.path.join(_SHM_DIR, n))]:
+    for name in [n for n in _ATTACHED if not _block_exists(n)]:
         del _ATTACHED[name]
 
 
@@ -315,12 +386,49 @@ class ArrayHandle:
         ------
         SegmentNotFoundError
             The block is gone (also a ``FileNotFoundError``).
+        SegmentMismatchError
+            The handle's dtype, shape, order or offset does not describe an
+            array that fits in the block (also a ``ValueError``).
+        ValueError
+            The segment is not one of this package's blocks.
         """
+        dtype, nbytes = self._checked()
         mm = _attach(self.segment)
+        if self.offset + nbytes > len(mm):
+            raise SegmentMismatchError(
+                f"handle for a {dtype!s} array of shape {self.shape} at offset {self.offset:,} needs "
+                f"{self.offset + nbytes:,} bytes, but segment {self.segment!r} holds {len(mm):,} bytes"
+            )
         order: Literal["C", "F"] = "F" if self.order == "F" else "C"
-        view = np.ndarray(self.shape, np.dtype(self.dtype), buffer=mm, offset=self.offset, order=order)
+        view = np.ndarray(self.shape, dtype, buffer=mm, offset=self.offset, order=order)
         view.flags.writeable = writable
         return view
+
+    def _checked(self) -> tuple[np.dtype, int]:
+        """The handle's dtype and the bytes its array spans, or a SegmentMismatchError saying what is wrong."""
+
+        def mismatch(what: str) -> SegmentMismatchError:
+            return SegmentMismatchError(f"handle of segment {self.segment!r} {what}")
+
+        try:
+            dtype = np.dtype(self.dtype)
+        except TypeError:
+            raise mismatch(f"has dtype {self.dtype!r}, which is not a numpy dtype") from None
+        if dtype.kind not in _NUMERIC_KINDS or dtype.fields is not None:
+            raise mismatch(f"has dtype {dtype!s}; blocks hold numeric or bool arrays only")
+        shape = self.shape
+        if not isinstance(shape, tuple) or not all(
+            isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 0 for n in shape
+        ):
+            raise mismatch(f"has shape {shape!r}; it takes a tuple of non-negative ints")
+        if self.order not in ("C", "F"):
+            raise mismatch(f"has order {self.order!r}; it takes 'C' or 'F'")
+        if not isinstance(self.offset, (int, np.integer)) or isinstance(self.offset, bool) or self.offset < 0:
+            raise mismatch(f"has offset {self.offset!r}; it takes a non-negative int")
+        count = 1
+        for n in shape:
+            count *= int(n)  # Python ints: a forged shape cannot overflow into a small size
+        return dtype, count * dtype.itemsize
 
 
 class SharedArray:

@@ -13,6 +13,7 @@ import sys
 import textwrap
 import threading
 import time
+import warnings
 
 import cloudpickle
 import psutil
@@ -639,6 +640,85 @@ def test_exit_code_is_reported(budget2):
         with pytest.raises(WorkerCrashedError, match=r"exited with code 3") as info:
             pool.submit(os._exit, 3).result(timeout=10)
         assert info.value.exitcode == 3
+
+
+# --------------------------------------------------------------------------- retries
+
+
+def sleep_on_first_run(marker: str) -> int:
+    """The first run writes its pid to ``marker`` and sleeps (to be killed); a rerun returns at once."""
+    if not os.path.exists(marker):
+        with open(marker, "w") as f:
+            f.write(str(os.getpid()))
+        time.sleep(30)
+    return os.getpid()
+
+
+def kill_own_worker(log: str) -> None:
+    """Dies of SIGKILL on every run, after noting its pid."""
+    with open(log, "a") as f:
+        f.write(f"{os.getpid()}\n")
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def nested_sleep_on_first_run(marker: str) -> tuple[int, int]:
+    """From a worker: submits a task that will be killed once; its result and this worker's pid."""
+    return worker_submit(sleep_on_first_run, marker).result(timeout=60), os.getpid()
+
+
+def _retry_warnings(record) -> list[str]:
+    from shmforest.errors import TaskRetryWarning
+
+    return [str(w.message) for w in record if issubclass(w.category, TaskRetryWarning)]
+
+
+def test_a_dead_workers_task_runs_again_on_a_fresh_worker_with_one_warning(budget2, tmp_path):
+    marker = str(tmp_path / "first")
+    with warnings.catch_warnings(record=True) as record, WorkerPool(budget2, max_retries=2) as pool:
+        warnings.simplefilter("always")
+        future = pool.submit(sleep_on_first_run, marker)
+        pid = _read_pid(marker)
+        os.kill(pid, signal.SIGKILL)
+        rerun_pid = future.result(timeout=60)
+    assert rerun_pid != pid
+    (message,) = _retry_warnings(record)
+    assert f"worker {pid} was killed by SIGKILL" in message and "retry 1 of at most 2" in message
+
+
+def test_a_nested_task_of_a_dead_worker_runs_again_for_its_requester(budget2, tmp_path):
+    marker = str(tmp_path / "nested")
+    with warnings.catch_warnings(record=True) as record, WorkerPool(budget2, max_retries=1) as pool:
+        warnings.simplefilter("always")
+        _two_idle_workers(pool)  # the nested task must travel to the second worker
+        outer = pool.submit(nested_sleep_on_first_run, marker)
+        pid = _read_pid(marker)
+        os.kill(pid, signal.SIGKILL)
+        rerun_pid, requester = outer.result(timeout=60)
+    assert rerun_pid not in (pid, requester)
+    assert len(_retry_warnings(record)) == 1
+
+
+@pytest.mark.parametrize("max_retries", [0, 2])
+def test_a_task_that_always_kills_its_worker_fails_after_its_retries(budget2, tmp_path, max_retries):
+    log = tmp_path / "runs"
+    with warnings.catch_warnings(record=True) as record, WorkerPool(budget2, max_retries=max_retries) as pool:
+        warnings.simplefilter("always")
+        with pytest.raises(WorkerCrashedError, match="was killed by SIGKILL while running a task") as info:
+            pool.submit(kill_own_worker, str(log)).result(timeout=60)
+        assert pool.submit(int, "7").result(timeout=60) == 7  # the pool lives on
+    pids = log.read_text().split()
+    assert len(pids) == len(set(pids)) == max_retries + 1  # each run on a fresh worker
+    assert str(info.value.pid) == pids[-1] and info.value.exitcode == -signal.SIGKILL
+    assert (f"ran {max_retries + 1} times" in str(info.value)) == (max_retries > 0)
+    messages = _retry_warnings(record)
+    assert len(messages) == max_retries
+    assert all(f"worker {pid} was killed by SIGKILL" in m for pid, m in zip(pids, messages))
+
+
+@pytest.mark.parametrize("bad, error", [(-1, ValueError), (1.5, TypeError), (True, TypeError)])
+def test_max_retries_is_checked(bad, error):
+    with pytest.raises(error, match="max_retries must be a non-negative int"):
+        WorkerPool(max_retries=bad)
 
 
 # --------------------------------------------------------------------------- shutdown

@@ -427,3 +427,49 @@ def test_dataset_reaches_workers_under_every_start_method(method):
         p.start()
         assert queue.get(timeout=60) == 110.0
         p.join(30)
+
+
+# ----------------------------------------------------------------- attaching checks what it attaches
+
+
+@pytest.mark.parametrize(
+    "change, fragment",
+    [
+        ({"shape": (100, 3)}, r"needs 2,400 bytes, but segment '.+' holds 128 bytes"),
+        ({"offset": 64}, r"at offset 64 needs 160 bytes, but segment '.+' holds 128 bytes"),
+        ({"dtype": "<c16"}, r"complex128 array of shape \(4, 3\) at offset 0 needs 192 bytes"),
+        ({"dtype": "|O"}, "has dtype object; blocks hold numeric or bool arrays only"),
+        ({"dtype": "no such dtype"}, "has dtype 'no such dtype', which is not a numpy dtype"),
+        ({"shape": (-1, 3)}, r"has shape \(-1, 3\); it takes a tuple of non-negative ints"),
+        ({"offset": -8}, "has offset -8; it takes a non-negative int"),
+        ({"order": "K"}, "has order 'K'; it takes 'C' or 'F'"),
+    ],
+    ids=[
+        "shape",
+        "offset",
+        "dtype-size",
+        "dtype-object",
+        "dtype-unknown",
+        "negative-shape",
+        "negative-offset",
+        "order",
+    ],
+)
+def test_a_handle_that_does_not_fit_its_block_raises_naming_both(change, fragment):
+    import dataclasses
+
+    from shmforest.errors import SegmentMismatchError
+
+    with SharedDataset(X=np.ones((4, 3))) as ds:  # 96 bytes, in a 128-byte block
+        bad = dataclasses.replace(ds.handles["X"], **change)
+        with pytest.raises(SegmentMismatchError, match=fragment) as info:
+            bad.attach()
+        assert isinstance(info.value, ValueError)
+        assert ds.handles["X"].segment in str(info.value)
+
+
+@pytest.mark.parametrize("segment", ["../etc/passwd", "/etc/passwd", "psm_12345", "shmf_a/b", "shmf_x@1.2"])
+def test_a_handle_opens_only_our_blocks(segment):
+    with pytest.raises(ValueError, match="is not a shmforest block") as info:
+        shared.ArrayHandle(segment, "<f8", (1,)).attach()
+    assert not isinstance(info.value, FileNotFoundError)

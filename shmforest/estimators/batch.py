@@ -6,8 +6,7 @@
     ------                                               ---------------------
     check X, y, sample_weight once
     each model: check params, draw per-tree seeds  (a model's plan)
-    Binner: X -> uint8 codes, once  (mid-sized X: groups of features in threads here;
-                                     big X: groups of features binned as tasks)
+    Binner: X -> uint8 codes, once  (from mid-sized X up: groups of features in threads here)
     SharedDataset(Xb, thresholds, y[, w][, X])  ----->   tree_tasks.fit_tree(dataset, params, seed, ...)
       (one per target kind; pickles as handles)            bootstrap counts from the seed
                                                             TreeBuilder(params).build(...)
@@ -21,6 +20,11 @@ A fit of one branch-parallel tree on several workers (a ``DecisionTree*``) runs
 go to the executor. Holding a token of the executor's budget, this process keeps
 a part of each cut, as a worker does; with none free, every subtree goes to the
 executor (``delegate``, :meth:`TreeBuilder.build`).
+
+Only what the trees read is placed: the codes, thresholds, targets and weights
+(X itself only for out-of-bag predictions). Binning reads X where it is, in this
+process: as tasks it would need X placed, a block eight times the codes' size,
+which a small ``/dev/shm`` (a container's 64 MB) may not hold.
 
 Everything random is decided by the per-tree seeds drawn in the parent, so the
 executor, its budget and the order tasks finish in cannot change a result.
@@ -53,7 +57,7 @@ from shmforest.pool import preload_in_workers
 from shmforest.shared import SharedDataset
 from shmforest.tree import growth
 from shmforest.tree import tasks as tree_tasks
-from shmforest.tree.binning import Binner, by_feature
+from shmforest.tree.binning import Binner
 from shmforest.tree.builder import TreeParams
 from shmforest.tree.tree import Tree
 
@@ -64,13 +68,9 @@ __all__ = ["DEFAULT_EXECUTOR", "Targets", "TreePlan", "TreeResults", "fit_models
 preload_in_workers(tree_tasks.__name__, "shmforest.tree.warmup")
 
 DEFAULT_EXECUTOR = "thread"
-#: Below this many values of X, binning runs in the parent (in threads, see below): the
-#: tasks' overhead (placing X, starting workers) is tens of milliseconds, more than they
-#: save on smaller X (``benchmarks/test_bench_binning.py``; figures in RESULTS.md).
-PARALLEL_BINNING_CELLS = 4_000_000
-#: From this many values up to ``PARALLEL_BINNING_CELLS``, threads of the parent bin groups
-#: of features (:func:`_bin_in_threads`); below it binning takes a few milliseconds, about
-#: what starting and joining the threads would take back.
+#: From this many values of X up, threads of the parent bin groups of features
+#: (:func:`_bin_in_threads`); below it binning takes a few milliseconds, about what
+#: starting and joining the threads would take back.
 THREADED_BINNING_CELLS = 100_000
 
 
@@ -246,11 +246,12 @@ def _abandon(futures: list[cf.Future[Any]]) -> None:
 
 
 def _bin(Xa: np.ndarray, w: np.ndarray | None, max_bins: int, pool: cf.Executor) -> tuple[np.ndarray, np.ndarray]:
-    """Thresholds and uint8 codes of every feature: groups of features binned as tasks on
-    big data, by threads here on mid-sized data, in one piece on small data or one worker.
+    """Thresholds and uint8 codes of every feature: by threads here, one per worker the
+    pool could run, or in one piece on small data or one worker.
 
-    Each feature's bins depend on that feature alone, so how features are grouped
-    into tasks or threads cannot change a bit of the result.
+    Nothing is placed: the threads read ``X`` where it is. Each feature's bins
+    depend on that feature alone, so how features are grouped into threads
+    cannot change a bit of the result.
     """
     workers = getattr(pool, "max_workers", getattr(pool, "_max_workers", 1))
     n_samples, n_features = Xa.shape
@@ -258,24 +259,7 @@ def _bin(Xa: np.ndarray, w: np.ndarray | None, max_bins: int, pool: cf.Executor)
         binner = Binner(max_bins=max_bins)
         codes = binner.fit_transform(Xa, w)
         return binner.thresholds_, codes
-    if n_samples * n_features < PARALLEL_BINNING_CELLS:
-        return _bin_in_threads(Xa, w, max_bins, workers)
-    arrays = {"XT": by_feature(Xa)}  # each feature's values contiguous
-    if w is not None:
-        arrays["w"] = w
-    groups = np.array_split(np.arange(n_features), min(n_features, 2 * workers))
-    with SharedDataset(arrays) as source:
-        futures = []
-        try:
-            for columns in groups:
-                futures.append(
-                    pool.submit(tree_tasks.bin_features, source, int(columns[0]), int(columns[-1]) + 1, max_bins)
-                )
-        except BaseException:
-            _abandon(futures)
-            raise
-        results = _gather(futures)
-    return _assemble_bins(groups, results, Xa.shape)
+    return _bin_in_threads(Xa, w, max_bins, workers)
 
 
 def _bin_in_threads(Xa: np.ndarray, w: np.ndarray | None, max_bins: int, workers: int) -> tuple[np.ndarray, np.ndarray]:

@@ -20,7 +20,7 @@ from typing import Any, ClassVar, TypeVar
 
 from shmforest.budget import ProcessBudget
 from shmforest.executors.base import Executor, resolve_budget, run_in_task, running_executor
-from shmforest.pool import WorkerPool, preload_in_workers, worker_free_workers, worker_submit
+from shmforest.pool import WorkerPool, check_max_retries, preload_in_workers, worker_free_workers, worker_submit
 
 __all__ = ["ProcessExecutor", "PoolExecutor"]
 
@@ -49,9 +49,11 @@ class PoolExecutor(Executor):
         *,
         budget: ProcessBudget | None = None,
         start_method: str | None = None,
+        max_retries: int = 2,
     ) -> None:
+        check_max_retries(max_retries)
         self._budget, self._close_budget = resolve_budget(max_workers, budget)
-        self._pool = WorkerPool(self._budget, start_method=start_method)
+        self._pool = WorkerPool(self._budget, start_method=start_method, max_retries=max_retries)
         self._closed = False
         self._cleaned_up = False
         self._in_flight: dict[int, Any] = {}
@@ -64,6 +66,11 @@ class PoolExecutor(Executor):
     @property
     def max_workers(self) -> int:
         return self._budget.size
+
+    @property
+    def max_retries(self) -> int:
+        """How many times a task whose worker died is run again before it fails."""
+        return self._pool.max_retries
 
     @property
     def start_method(self) -> str:
@@ -169,6 +176,10 @@ class ProcessExecutor(PoolExecutor):
         Draw workers from this budget.
     start_method : {"fork", "spawn", "forkserver"}, optional
         How workers start; default ``SHMFOREST_START_METHOD`` or forkserver.
+    max_retries : int, default 2
+        A task whose worker dies (a signal, the OOM killer) runs again on a fresh
+        worker, up to this many times, with a warning each time; then it fails
+        with :class:`~shmforest.errors.WorkerCrashedError`.
     """
 
     name: ClassVar[str] = "process"

@@ -67,6 +67,10 @@ class ShmExecutor(PoolExecutor):
         How workers start; default ``SHMFOREST_START_METHOD`` or forkserver.
     min_bytes : int, default 65536
         Arrays smaller than this are pickled with the task (a block costs more).
+    max_retries : int, default 2
+        A task whose worker dies (a signal, the OOM killer) runs again on a fresh
+        worker, up to this many times, with a warning each time; then it fails
+        with :class:`~shmforest.errors.WorkerCrashedError`.
     """
 
     name: ClassVar[str] = "shm"
@@ -79,10 +83,11 @@ class ShmExecutor(PoolExecutor):
         budget: ProcessBudget | None = None,
         start_method: str | None = None,
         min_bytes: int = 1 << 16,
+        max_retries: int = 2,
     ) -> None:
         if isinstance(min_bytes, bool) or not isinstance(min_bytes, int) or min_bytes < 0:
             raise ValueError(f"min_bytes must be a non-negative int, got {min_bytes!r}")
-        super().__init__(max_workers, budget=budget, start_method=start_method)
+        super().__init__(max_workers, budget=budget, start_method=start_method, max_retries=max_retries)
         self._min_bytes = min_bytes
         self._placed: dict[int, tuple[weakref.ref[np.ndarray], SharedArray]] = {}
         self._placed_lock = threading.Lock()

@@ -17,8 +17,9 @@
       idle worker / new worker with a token:
         RUN to it, DECISION(dispatched) ------------->    wait for NESTED_DONE
       else DECISION(inline) ------------------------->    run it in place, now
-      worker died (sentinel / EOF):
-        its task fails with WorkerCrashedError, its token goes back
+      worker died (sentinel / EOF): its token goes back;
+        its task runs again on a fresh worker (max_retries times at most,
+        a warning each), then fails with WorkerCrashedError
 
 All workers are children of the owner: a nested submission never starts a
 grandchild, so live workers never exceed the tokens the pool holds. A worker
@@ -39,11 +40,12 @@ launch      how workers start (fork, spawn, forkserver) and what they preload
 from __future__ import annotations
 
 from shmforest.pool.launch import START_METHOD_ENV_VAR, default_start_method, preload_in_workers
-from shmforest.pool.workerpool import WorkerPool, in_worker, worker_free_workers, worker_submit
+from shmforest.pool.workerpool import WorkerPool, check_max_retries, in_worker, worker_free_workers, worker_submit
 
 __all__ = [
     "START_METHOD_ENV_VAR",
     "WorkerPool",
+    "check_max_retries",
     "default_start_method",
     "in_worker",
     "preload_in_workers",

@@ -14,6 +14,7 @@ import itertools
 import os
 import sys
 import threading
+import warnings
 import weakref
 from collections import deque
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from typing import Any
 
 from shmforest import lifecycle
 from shmforest.budget import DEPTH_ENV_VAR, ENV_VAR, ProcessBudget
-from shmforest.errors import BudgetError, PoolTerminatedError, TaskPicklingError, WorkerCrashedError
+from shmforest.errors import BudgetError, PoolTerminatedError, TaskPicklingError, TaskRetryWarning, WorkerCrashedError
 from shmforest.liveness import current_process, start_time
 from shmforest.pool import wire
 from shmforest.pool import worker as worker_side
@@ -70,10 +71,15 @@ _POOLS: weakref.WeakSet[PoolState] = weakref.WeakSet()
 class PoolState:
     """Everything the dispatcher thread shares with the pool's callers."""
 
-    def __init__(self, budget: ProcessBudget, ctx: Any, child_depth: int) -> None:
+    def __init__(self, budget: ProcessBudget, ctx: Any, child_depth: int, max_retries: int = 0) -> None:
         self.budget = budget
         self.ctx = ctx
         self.child_depth = child_depth
+        self.max_retries = max_retries
+        # What a dead worker's task needs to run again: its pickled payload, by task id,
+        # kept from dispatch to its end (only when retries are allowed), and its crashes so far.
+        self.payloads: dict[int, bytes] = {}
+        self.crashes: dict[int, int] = {}
         self.owner_pid = os.getpid()
         self.lock = threading.Lock()
         self.start_lock = threading.Lock()
@@ -109,6 +115,27 @@ class PoolState:
             return self.budget.try_acquire(1) == 1
         except BudgetError:  # the budget was closed under us: run what comes inline
             return False
+
+    def _keep(self, ident: int, payload: bytes | memoryview) -> None:
+        """Keep a dispatched task's payload until it ends, to run it again if its worker dies (lock held)."""
+        if self.max_retries:
+            self.payloads[ident] = bytes(payload)
+
+    def _forget(self, ident: int) -> None:
+        """A task ended: its payload and crash count go (lock held)."""
+        self.payloads.pop(ident, None)
+        self.crashes.pop(ident, None)
+
+    @staticmethod
+    def _claim(future: cf.Future[Any]) -> bool:
+        """Whether a queued task is still wanted; a retried one is running already."""
+        return future.running() or future.set_running_or_notify_cancel()
+
+    @staticmethod
+    def _drop_queued(future: cf.Future[Any], err: BaseException) -> None:
+        """A queued task will not run: cancelled, or, if it ran before (a retry), failed with ``err``."""
+        if not future.cancel() and not future.done():
+            future.set_exception(err)
 
     def wake(self) -> None:
         with self.lock:
@@ -185,15 +212,20 @@ class PoolState:
             elif not self.closing and self._take_token():
                 future.set_running_or_notify_cancel()
             elif self.workers and not nested:
+                self._keep(ident, payload)
                 self.pending.append((ident, future, payload))
                 return future
             else:
                 run_here = True
+            if not run_here:
+                self._keep(ident, payload)
         if run_here:  # outside the lock: the task may submit more
             return self._inline(pool, fn, args, kwargs)
         if worker is not None:
             worker.send(wire.message(wire.RUN, 0, ident, payload))
         elif self._start_worker((ident, future), payload) is None:
+            with self.lock:
+                self._forget(ident)
             return self._inline(pool, fn, args, kwargs, future)
         return future
 
@@ -358,6 +390,8 @@ class PoolState:
         if kind == wire.DONE:
             with self.lock:
                 task, worker.task = worker.task, None
+                if task is not None:
+                    self._forget(task[0])
                 self._next_for(worker)
             if task is not None:
                 self._deliver(task[1], flag, memoryview(data)[wire.HEADER.size :])
@@ -370,10 +404,11 @@ class PoolState:
             return
         while self.pending:
             ident, future, payload = self.pending.popleft()
-            if future.set_running_or_notify_cancel():
+            if self._claim(future):
                 worker.task = (ident, future)
                 worker.send(wire.message(wire.RUN, 0, ident, payload))
                 return
+            self._forget(ident)
         self.idle.append(worker)
         self.shared[wire.IDLE] = len(self.idle)
 
@@ -395,9 +430,12 @@ class PoolState:
             elif self.closing or not self._take_token():
                 requester.send(wire.message(wire.DECISION, wire.INLINE, request))
                 return
+            self._keep(ident, payload)
         if worker is not None:
             worker.send(wire.message(wire.RUN, 0, ident, payload))
         elif self._start_worker(task, bytes(payload)) is None:
+            with self.lock:
+                self._forget(ident)
             requester.send(wire.message(wire.DECISION, wire.INLINE, request))
             return
         requester.send(wire.message(wire.DECISION, wire.DISPATCHED, request))
@@ -442,10 +480,59 @@ class PoolState:
         except (EOFError, OSError):
             pass
         task, exitcode = self._reap(worker)
-        if task is not None:
+        if task is not None and task[1] is not None and not self._retry(task, worker.pid, exitcode):
+            with self.lock:
+                runs = self.crashes.get(task[0], 0) + 1
+                self._forget(task[0])
             msg = f"{describe_exit(worker.pid, exitcode)} while running a task"
+            if runs > 1:
+                msg += f" (it ran {runs} times, each time on a fresh worker: max_retries={self.max_retries})"
             self._fail(task[1], WorkerCrashedError(msg, pid=worker.pid, exitcode=exitcode))
         self._refill()
+
+    def _retry(self, task: tuple[int, Any], pid: int, exitcode: int | None) -> bool:
+        """Run a dead worker's task again on a fresh (or idle) worker, if it has retries left.
+
+        Returns whether the task is taken care of: sent again, queued, or no longer
+        wanted (a nested task whose requester died too). A task's result does not
+        depend on where it runs (a forest's seeds are drawn before dispatch), so
+        the rerun gives the same bits. A nested task is run again only if a worker or
+        token is free now: its requester waits for it and cannot take it back inline.
+        """
+        ident, origin = task
+        start = False
+        with self.lock:
+            payload = self.payloads.get(ident)
+            runs = self.crashes.get(ident, 0) + 1
+            if payload is None or self.terminated or runs > self.max_retries:
+                return False
+            if not isinstance(origin, cf.Future) and origin[0].dead:
+                self._forget(ident)  # its requester died too: nobody wants the result
+                return True
+            self.crashes[ident] = runs
+            worker = self._take_idle()
+            if worker is not None:
+                worker.task = task
+            elif self._take_token():
+                start = True
+            elif isinstance(origin, cf.Future):
+                self.pending.appendleft((ident, origin, payload))
+            else:
+                return False
+        try:
+            warnings.warn(
+                f"{describe_exit(pid, exitcode)} while running a task; running it again on a fresh worker "
+                f"(retry {runs} of at most {self.max_retries})",
+                TaskRetryWarning,
+                stacklevel=2,
+            )
+        except Exception:  # noqa: BLE001 - warnings turned into errors must not stop the dispatcher
+            pass
+        if worker is not None:
+            worker.send(wire.message(wire.RUN, 0, ident, payload))
+        elif start and self._start_worker(task, payload) is None:
+            return False
+        return True
 
     def _fail(self, origin: Any, err: BaseException) -> None:
         if origin is None:  # a worker that died starting up held no task
@@ -468,13 +555,17 @@ class PoolState:
                 return
             while self.pending:
                 ident, future, payload = self.pending.popleft()
-                if future.set_running_or_notify_cancel():
+                if self._claim(future):
                     break
+                self._forget(ident)
             else:
                 self.budget.release(1)
                 return
         if self._start_worker((ident, future), payload) is None:
-            future.set_exception(PoolTerminatedError("no worker could be started for this task"))
+            with self.lock:
+                self._forget(ident)
+            if not future.done():
+                future.set_exception(PoolTerminatedError("no worker could be started for this task"))
 
     def _stop_workers(self) -> None:
         """Graceful end: ask every worker to exit, wait, give the tokens back."""
@@ -496,8 +587,9 @@ class PoolState:
             self.closing = True
             self._publish()
             if cancel_futures:
-                for _, future, _ in self.pending:
-                    future.cancel()
+                for ident, future, _ in self.pending:
+                    self._forget(ident)
+                    self._drop_queued(future, PoolTerminatedError("the pool was shut down before this task ran again"))
                 self.pending.clear()
             started = self.thread is not None
             if not started:  # no worker ever started: nothing to stop; none will start now
@@ -542,8 +634,10 @@ class PoolState:
             self._publish()
             workers = [w for w in self.workers if w.process is not None and not w.dead]
             pending, self.pending = list(self.pending), deque()
+            self.payloads.clear()
+            self.crashes.clear()
         for _, future, _ in pending:
-            future.cancel()
+            self._drop_queued(future, err)
         for worker in workers:  # all at once, then wait: the grace periods overlap
             try:
                 worker.process.terminate()

@@ -13,7 +13,7 @@ from shmforest.pool import worker as w_
 from shmforest.pool.launch import check_start_method, default_start_method
 from shmforest.pool.owner import INLINE_POOL, PoolState
 
-__all__ = ["WorkerPool", "in_worker", "worker_free_workers", "worker_submit"]
+__all__ = ["WorkerPool", "check_max_retries", "in_worker", "worker_free_workers", "worker_submit"]
 
 T = TypeVar("T")
 
@@ -21,6 +21,15 @@ T = TypeVar("T")
 def in_worker() -> bool:
     """Whether this process is a :class:`WorkerPool` worker."""
     return w_.current_worker() is not None
+
+
+def check_max_retries(max_retries: Any) -> int:
+    """``max_retries`` if it is a non-negative int, else a ``TypeError`` or ``ValueError`` naming it."""
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int):
+        raise TypeError(f"max_retries must be a non-negative int, got {max_retries!r} ({type(max_retries).__name__})")
+    if max_retries < 0:
+        raise ValueError(f"max_retries must be a non-negative int, got {max_retries}")
+    return max_retries
 
 
 def _running_pool(caller: str) -> Any:
@@ -75,6 +84,13 @@ class WorkerPool:
         (the budget of the process tree this process runs in, if any).
     start_method : {"forkserver", "spawn", "fork"}, optional
         How workers are started. Default: :func:`default_start_method`.
+    max_retries : int, default 0
+        How many times a task whose worker died (a signal, the OOM killer, an
+        exit) is run again, each time on a fresh worker, before it fails with
+        :class:`~shmforest.errors.WorkerCrashedError`. Each retry warns
+        (:class:`~shmforest.errors.TaskRetryWarning`) naming the worker and its
+        signal. For tasks that may safely run twice; the ``process`` and ``shm``
+        executors ask for 2.
 
     Notes
     -----
@@ -83,8 +99,8 @@ class WorkerPool:
     tasks to the pool running it with :func:`worker_submit`; they run in parallel
     when a worker or token is free and inline otherwise, so recursion never
     deadlocks, at any budget. A worker killed mid-task fails its task with
-    :class:`~shmforest.errors.WorkerCrashedError`; the pool starts another when
-    needed. Workers exit when the owner dies; Ctrl-C in the owner, inside a
+    :class:`~shmforest.errors.WorkerCrashedError`, after ``max_retries`` reruns;
+    the pool starts another worker when needed. Workers exit when the owner dies; Ctrl-C in the owner, inside a
     ``with`` block or uncaught, terminates every worker.
 
     Examples
@@ -94,13 +110,16 @@ class WorkerPool:
     49
     """
 
-    def __init__(self, budget: ProcessBudget | None = None, *, start_method: str | None = None) -> None:
+    def __init__(
+        self, budget: ProcessBudget | None = None, *, start_method: str | None = None, max_retries: int = 0
+    ) -> None:
         if budget is not None and not isinstance(budget, ProcessBudget):
             raise TypeError(f"budget must be a ProcessBudget, got {type(budget).__name__}")
+        check_max_retries(max_retries)
         self._depth = check_nesting_depth()
         method = default_start_method() if start_method is None else check_start_method(start_method, "start_method")
         self._budget = budget if budget is not None else default_budget()
-        self._state = PoolState(self._budget, mp.get_context(method), self._depth + 1)
+        self._state = PoolState(self._budget, mp.get_context(method), self._depth + 1, max_retries)
         weakref.finalize(self, self._state.shutdown, False, False)
 
     @property
@@ -111,6 +130,11 @@ class WorkerPool:
     @property
     def start_method(self) -> str:
         return self._state.ctx.get_start_method()
+
+    @property
+    def max_retries(self) -> int:
+        """How many times a task whose worker died is run again before it fails."""
+        return self._state.max_retries
 
     @property
     def max_workers(self) -> int:

@@ -1,4 +1,4 @@
-"""Check that work left no shared-memory block of ours and no child process behind.
+"""Check that work left no shared-memory block or temporary-folder file of ours and no child process behind.
 
 One mechanism for shmforest's own test guards, the dask plugin's, and the
 conformance kit::
@@ -25,9 +25,10 @@ from typing import TypeVar
 import psutil
 
 from shmforest.shared import SEGMENT_PREFIX
+from shmforest.tempfolder import temp_folders
 from shmforest.testing.processes import live_workers
 
-__all__ = ["LeakCheck", "Leftovers", "our_segments", "process_wide_segments", "settle"]
+__all__ = ["LeakCheck", "Leftovers", "our_segments", "our_temp_files", "process_wide_segments", "settle"]
 
 SHM_DIR = "/dev/shm"
 T = TypeVar("T", bound=Collection)
@@ -39,6 +40,23 @@ def our_segments() -> set[str]:
         return {n for n in os.listdir(SHM_DIR) if n.startswith(SEGMENT_PREFIX)}
     except FileNotFoundError:  # pragma: no cover - no /dev/shm
         return set()
+
+
+def our_temp_files() -> set[str]:
+    """Paths of every ``shmf_`` file in the temporary folders blocks go to, whoever created it.
+
+    Blocks there have no name while in use, so any such file is a leak (or a
+    moment's name on a filesystem without ``O_TMPFILE``).
+    """
+    found: set[str] = set()
+    for folder, _ in temp_folders():
+        if os.path.realpath(folder) == os.path.realpath(SHM_DIR):
+            continue  # our_segments() looks there
+        try:
+            found.update(os.path.join(folder, n) for n in os.listdir(folder) if n.startswith(SEGMENT_PREFIX))
+        except OSError:
+            continue
+    return found
 
 
 def process_wide_segments() -> set[str]:
@@ -64,13 +82,14 @@ def settle(check: Callable[[], T], timeout: float = 5.0) -> T:
 
 @dataclass
 class Leftovers:
-    """What outlived the work: child processes (already ended) and blocks."""
+    """What outlived the work: child processes (already ended), blocks and temporary-folder files."""
 
     processes: list[int] = field(default_factory=list)
     segments: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.processes or self.segments)
+        return bool(self.processes or self.segments or self.files)
 
     def describe(self) -> str:
         problems = []
@@ -78,15 +97,18 @@ class Leftovers:
             problems.append(f"child processes left running: {self.processes}")
         if self.segments:
             problems.append(f"shared-memory blocks left in {SHM_DIR}: {self.segments}")
+        if self.files:
+            problems.append(f"files left in temporary folders: {self.files}")
         return "; ".join(problems)
 
 
 class LeakCheck:
-    """Snapshot child processes and ``shmf_`` blocks now; :meth:`leftovers` reports what is new."""
+    """Snapshot child processes, ``shmf_`` blocks and files now; :meth:`leftovers` reports what is new."""
 
     def __init__(self) -> None:
         self.children_before = {p.pid for p in live_workers()}
         self.segments_before = our_segments()
+        self.files_before = our_temp_files()
 
     def leftovers(
         self,
@@ -104,10 +126,11 @@ class LeakCheck:
         children = settle(lambda: {p.pid: p for p in live_workers() if p.pid not in skip}, timeout)
         allowed = self.segments_before | process_wide_segments()
         segments = settle(lambda: our_segments() - allowed - set(ignore_segments()), timeout)
+        files = settle(lambda: our_temp_files() - self.files_before, timeout)
         for proc in children.values():
             try:
                 proc.kill()
             except psutil.NoSuchProcess:
                 pass
         psutil.wait_procs(list(children.values()), timeout=3)
-        return Leftovers(sorted(children), sorted(segments))
+        return Leftovers(sorted(children), sorted(segments), sorted(files))

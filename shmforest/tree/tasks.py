@@ -1,5 +1,5 @@
-"""What a worker runs for a forest's fit: one tree from a placed dataset, or the
-binning of a group of features.
+"""What a forest's fit runs: one tree from a placed dataset (a worker's task), or the
+binning of a group of features (a thread of the process that called ``fit``).
 
 Module-level functions, so tasks pickle by reference; this module imports no
 scikit-learn, so a fresh worker that unpickles a task loads only what the
@@ -24,7 +24,6 @@ __all__ = [
     "FitOptions",
     "balanced_class_weights",
     "bin_columns",
-    "bin_features",
     "bootstrap_counts",
     "fit_tree",
     "oob_predict",
@@ -96,18 +95,6 @@ def _draws_and_multipliers(
     odds = options.class_weight[codes]
     counts = bootstrap_counts(seed, n_samples, n_draws, odds / odds.sum())
     return counts, counts
-
-
-def bin_features(source: SharedDataset, start: int, stop: int, max_bins: int) -> tuple[np.ndarray, np.ndarray]:
-    """Bin the features ``start:stop`` of ``source["XT"]`` (X transposed): their thresholds and uint8 codes.
-
-    X travels transposed so that a task reads only its own features' memory, a
-    contiguous slice, instead of every row of X. The codes travel back with the
-    result rather than being written into shared memory: a task may run on
-    another machine, where the dataset is a copy (the dask plugin), and uint8
-    codes are an eighth of the float data anyway.
-    """
-    return bin_columns(source["XT"].T, source["w"] if "w" in source else None, start, stop, max_bins)
 
 
 def bin_columns(

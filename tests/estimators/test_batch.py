@@ -404,19 +404,30 @@ def test_a_plain_concurrent_futures_executor_works_too(data, big_data, reference
             assert_same_trees(model, reference[case])
 
 
-def test_big_data_is_binned_as_tasks_exactly_as_in_one_piece(big_data, monkeypatch):
-    from shmforest.tree.binning import Binner
+def test_a_fit_places_only_what_its_trees_read(big_data, monkeypatch):
+    """Binning reads X where it is, whatever its size; the one placed dataset holds the codes,
+    thresholds, targets and weights, and X only when out-of-bag predictions need it."""
+    from shmforest.shared import SharedDataset
 
     X, y, _, w = big_data
-    monkeypatch.setattr(fitting, "PARALLEL_BINNING_CELLS", X.size)  # this X counts as big
+    placed, real_add = [], SharedDataset.add
+
+    def recording_add(self, **arrays):
+        placed.append(set(arrays))
+        return real_add(self, **arrays)
+
+    monkeypatch.setattr(SharedDataset, "add", recording_add)
     ex = RecordingExecutor(max_workers=2)
-    thresholds, codes = fitting._bin(X, w, 256, ex)
-    groups = [range(args[1], args[2]) for fn, args in ex.calls if fn is tree_tasks.bin_features]
-    assert len(groups) == 4 and sorted(i for g in groups for i in g) == list(range(X.shape[1]))
-    assert all(len(g) > 0 for g in groups)
-    whole = Binner(256).fit(X, w)
-    np.testing.assert_array_equal(thresholds, whole.thresholds_)
-    np.testing.assert_array_equal(codes, whole.transform(X))
+    fitting._bin(X, w, 256, ex)
+    assert ex.calls == [] and placed == []
+    small(RandomForestClassifier, n_estimators=3, executor=ex).fit(X, y, sample_weight=w)
+    assert placed == [{"Xb", "thresholds", "y", "w"}]
+    assert {fn for fn, _ in ex.calls} == {tree_tasks.fit_tree}
+    placed.clear()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "some samples were in every tree", UserWarning)  # 3 trees only
+        small(RandomForestClassifier, n_estimators=3, oob_score=True, executor=ex).fit(X, y)
+    assert placed == [{"Xb", "thresholds", "y", "X"}]
 
 
 def test_mid_sized_data_is_binned_by_threads_here_exactly_as_in_one_piece(big_data, monkeypatch):
@@ -425,8 +436,8 @@ def test_mid_sized_data_is_binned_by_threads_here_exactly_as_in_one_piece(big_da
     from shmforest.executors.base import run_in_task
     from shmforest.tree.binning import Binner
 
-    X, y, _, w = big_data  # 120,000 values: above THREADED_BINNING_CELLS, below PARALLEL_BINNING_CELLS
-    assert fitting.THREADED_BINNING_CELLS <= X.size < fitting.PARALLEL_BINNING_CELLS
+    X, y, _, w = big_data  # 120,000 values: above THREADED_BINNING_CELLS
+    assert fitting.THREADED_BINNING_CELLS <= X.size
     real, seen = tree_tasks.bin_columns, []
 
     def recording(X, w, start, stop, max_bins):
@@ -450,20 +461,18 @@ def test_mid_sized_data_is_binned_by_threads_here_exactly_as_in_one_piece(big_da
     np.testing.assert_array_equal(again[1], codes)
 
 
-@pytest.mark.parametrize("name", ["process", "shm"])
-def test_binning_tasks_in_workers_give_the_same_fit(big_data, monkeypatch, name):
-    """Binning as tasks in worker processes (X placed transposed) fits the same forest."""
+def test_a_fit_on_worker_processes_bins_here_and_submits_only_trees(big_data, monkeypatch):
+    """On ``shm`` too, X is binned in the caller (nothing of X placed) and the forest is the same."""
     from shmforest import get_executor
 
     X, y, _, w = big_data
     reference = small(RandomForestClassifier, n_estimators=3).fit(X, y, sample_weight=w)
-    monkeypatch.setattr(fitting, "PARALLEL_BINNING_CELLS", X.size)
-    with get_executor(name, max_workers=2) as ex:
+    with get_executor("shm", max_workers=2) as ex:
         submitted = []
         real_submit = ex.submit
         monkeypatch.setattr(ex, "submit", lambda fn, *a, **k: submitted.append(fn) or real_submit(fn, *a, **k))
         model = small(RandomForestClassifier, n_estimators=3, executor=ex).fit(X, y, sample_weight=w)
-    assert submitted.count(tree_tasks.bin_features) == 4
+    assert submitted == [tree_tasks.fit_tree] * 3
     assert_same_trees(model, reference)
 
 
@@ -521,11 +530,10 @@ import numpy as np
 from shmforest.shared import SharedDataset
 from shmforest.tree.builder import TreeParams
 before = set(sys.modules)
-from shmforest.tree.tasks import bin_features, fit_tree
+from shmforest.tree.tasks import bin_columns, fit_tree
 X = np.random.default_rng(0).normal(size=(3000, 6))
 y = (X[:, 0] > 0).astype(np.intp)
-with SharedDataset({"XT": np.ascontiguousarray(X.T)}) as source:
-    thresholds, Xb = bin_features(source, 0, 6, 256)
+thresholds, Xb = bin_columns(X, None, 0, 6, 256)
 with SharedDataset({"Xb": Xb, "y": y, "thresholds": thresholds, "X": X}) as data:
     fit_tree(data, TreeParams("gini", None, 2, 1, 2, 0.0, None, 2), 3, True, 3000, False, True)
 print(",".join(sorted(set(sys.modules) - before)))
@@ -535,8 +543,8 @@ print(",".join(sorted(m for m in sys.modules if m.split(".")[0] == "sklearn")))
 
 
 def test_a_workers_first_tasks_import_nothing(tmp_path):
-    """Binning and a tree, as a fresh worker runs them, load no module the forkserver did
-    not, and nothing of scikit-learn.
+    """A tree, as a fresh worker runs it, loads no module the forkserver did not, and
+    nothing of scikit-learn (binning, done by the caller, loads nothing either).
 
     Each lazy import is paid again in every fresh worker: ``np.unique`` pulls in
     ``numpy.ma`` (~20 ms), ``np.random`` its package (~10 ms).
