@@ -25,31 +25,34 @@ def _retry_messages(record) -> list[str]:
     return [str(w.message) for w in record if issubclass(w.category, TaskRetryWarning)]
 
 
-def test_a_forest_fit_survives_a_worker_killed_mid_fit_and_fits_the_same_forest():
+def _first_run_kills_its_worker(marker: str, fn, *args, **kwargs):
+    """Run ``fn``, except on the first call of all: that one notes its worker's pid in ``marker`` and SIGKILLs it."""
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return fn(*args, **kwargs)
+    os.write(fd, str(os.getpid()).encode())
+    os.close(fd)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_forest_fit_survives_a_worker_killed_mid_fit_and_fits_the_same_forest(tmp_path):
     X, y, _ = make_data(3000, 8)
     reference = small(RandomForestClassifier, n_estimators=8).fit(X, y)
-    killed: list[int] = []
+    marker = str(tmp_path / "killed")
     with get_executor("shm", max_workers=2) as ex:
         real_submit = ex.submit
 
-        def kill_a_worker(_future):
-            killed.append(ex.worker_pids()[0])
-            os.kill(killed[0], signal.SIGKILL)
+        def submit_through_the_killer(fn, *args, **kwargs):
+            # The worker dies holding its first tree, whatever the timing of the others.
+            return real_submit(_first_run_kills_its_worker, marker, fn, *args, **kwargs)
 
-        def submit_then_kill_on_first_result(fn, *args, **kwargs):
-            future = real_submit(fn, *args, **kwargs)
-            if not hasattr(ex, "armed"):
-                # When the first tree is back, both workers hold a tree (six are still queued).
-                ex.armed = True
-                future.add_done_callback(kill_a_worker)
-            return future
-
-        ex.submit = submit_then_kill_on_first_result
+        ex.submit = submit_through_the_killer
         with warnings.catch_warnings(record=True) as record:
             warnings.simplefilter("always")
             model = small(RandomForestClassifier, n_estimators=8, executor=ex).fit(X, y)
-    (pid,) = killed
-    assert pid not in ex.worker_pids()
+        pid = int(open(marker).read())
+        assert pid not in ex.worker_pids()
     (message,) = _retry_messages(record)
     assert f"worker {pid} was killed by SIGKILL" in message
     assert_same_trees(model, reference)
