@@ -7,12 +7,21 @@ a fit, which packs the node arrays. scikit-learn at ``n_jobs`` 1 and 2 in the sa
 run. For a table (``benchmarks/RESULTS.md``)::
 
     .venv/bin/python benchmarks/test_bench_predict.py
+
+With ``workloads`` (and optionally names from ``test_bench_workloads.WORKLOADS``),
+predict alone on the large workloads of the suite: each forest is fitted once per
+library (shmforest ``thread`` 2, scikit-learn ``n_jobs=2``), the first predict after
+each fit timed, then repeated predicts in turns, ROUNDS of them; ratios shmforest over
+scikit-learn (the goal: at most 0.7)::
+
+    .venv/bin/python benchmarks/test_bench_predict.py workloads [easy tall ...]
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
 import statistics
+import sys
 import time
 
 import numpy as np
@@ -99,5 +108,42 @@ def main() -> None:
     )
 
 
+#: The suite's workloads whose predict is long enough to matter.
+LARGE = ["easy", "noisy5", "regression", "friedman1", "wide", "tall"]
+
+
+def compare_workloads(names: list[str]) -> None:
+    """First and repeated predict of each large workload, shmforest beside scikit-learn n_jobs=2."""
+    from test_bench_workloads import WORKLOADS, _forest, _split
+
+    print("| workload | sklearn first | ours first | ratio | sklearn again | ours again | ratio (range) |")
+    print("|---|---|---|---|---|---|---|")
+    for name in names:
+        w = WORKLOADS[name]
+        X_train, X_test, y_train, _ = _split(w)
+        first, again = {}, {}
+        models = {}
+        for label, library, executor in (("ours", "shmforest", "thread"), ("sk", "scikit-learn", None)):
+            models[label] = _forest(w, library, executor, 2).fit(X_train, y_train)
+            t = time.perf_counter()
+            models[label].predict(X_test)
+            first[label] = time.perf_counter() - t
+        for _ in range(ROUNDS):  # in turns, so a busy moment hits both alike
+            for label, model in models.items():
+                t = time.perf_counter()
+                model.predict(X_test)
+                again.setdefault(label, []).append(time.perf_counter() - t)
+        ratios = [a / b for a, b in zip(again["ours"], again["sk"])]
+        print(
+            f"| {name} | {first['sk']:.3f} s | {first['ours']:.3f} s | {first['ours'] / first['sk']:.2f} "
+            f"| {statistics.median(again['sk']):.3f} s | {statistics.median(again['ours']):.3f} s "
+            f"| {statistics.median(ratios):.2f} ({min(ratios):.2f}–{max(ratios):.2f}) |",
+            flush=True,
+        )
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["workloads"]:
+        compare_workloads(sys.argv[2:] or LARGE)
+    else:
+        main()

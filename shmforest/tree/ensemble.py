@@ -3,9 +3,10 @@
 ::
 
     trees ──► ForestArrays(trees)        once, at the end of fit (the estimator keeps it)
-                node arrays concatenated; children ids made global; each tree's root
+                kernels.pack_nodes: 16-byte node records, siblings side by side; each tree's root
     X ─────► predict_value(X, n_threads)
-                row blocks ──► kernels.walk_forest: each block through every tree
+                row blocks ──► kernels.walk_forest: each block through every tree,
+                               ROW_BATCH rows stepping down a tree together
                                (nogil: threads take row blocks of their own)
                 per row: value rows summed tree after tree in groups of
                 TREES_PER_GROUP, the group sums in order, divided by the trees
@@ -24,7 +25,16 @@ import numpy as np
 from shmforest.tree import kernels
 from shmforest.tree.tree import ROW_BLOCK, Tree, as_features
 
-__all__ = ["ROWS_PER_THREAD", "TREES_PER_GROUP", "ForestArrays", "apply_forest", "predict_forest"]
+__all__ = [
+    "ROWS_PER_THREAD",
+    "ROW_BATCH",
+    "TREES_PER_GROUP",
+    "X_BLOCK_BYTES",
+    "ForestArrays",
+    "apply_forest",
+    "predict_forest",
+    "row_block",
+]
 
 #: Trees are summed in groups of this many, in order, and the group sums added in
 #: order: a fixed rounding, however rows or trees are shared out.
@@ -32,6 +42,17 @@ TREES_PER_GROUP = 10
 #: Fewer rows than this per thread are walked in the calling thread alone: a
 #: thread's start costs about as much as walking this many rows through a forest.
 ROWS_PER_THREAD = 2048
+#: Rows stepping down a tree together: enough independent loads in flight to hide
+#: a node's latency, few enough that a batch's slowest row does not hold up the rest.
+ROW_BATCH = 16
+#: A row block's X stays within about this many bytes, so wide rows, read again by
+#: every tree, stay in a core's cache (blocks of :data:`ROW_BLOCK` rows at most).
+X_BLOCK_BYTES = 2**21
+
+
+def row_block(n_features: int) -> int:
+    """Rows a block of the walk takes with ``n_features`` float64 columns."""
+    return max(ROW_BATCH, min(ROW_BLOCK, X_BLOCK_BYTES // (8 * max(1, n_features))))
 
 
 class ForestArrays:
@@ -47,6 +68,13 @@ class ForestArrays:
     n_trees, n_features, n_outputs : int
     roots : ndarray of int64
         First node of each tree in the concatenated arrays.
+    nodes : ndarray of int32, shape (n_nodes, 4)
+        One 16-byte record a node (:func:`shmforest.tree.kernels.pack_nodes`): each
+        tree renumbered so that siblings sit side by side.
+    value : ndarray of float64, shape (n_nodes, n_outputs)
+        The value rows, in the records' order.
+    local : ndarray of int64
+        Each record's node id in its tree as stored.
 
     Examples
     --------
@@ -66,21 +94,22 @@ class ForestArrays:
         if any(t.n_outputs != self.n_outputs for t in trees):
             raise ValueError("the trees have different value widths")
         counts = np.array([t.node_count for t in trees], dtype=np.int64)
-        self.roots = np.zeros(self.n_trees, dtype=np.int64)
-        np.cumsum(counts[:-1], out=self.roots[1:])
-        left = np.concatenate([t.children_left for t in trees])
-        right = np.concatenate([t.children_right for t in trees])
-        # Global ids: each tree's children shifted by its root; leaves stay -1.
-        shift = np.repeat(self.roots, counts)
-        internal = left >= 0
-        left[internal] += shift[internal]
-        right[internal] += shift[internal]
-        self.left = kernels.readonly(left, np.int64)
-        self.right = kernels.readonly(right, np.int64)
-        self.feature = kernels.readonly(np.concatenate([t.feature for t in trees]), np.int64)
-        self.threshold = kernels.readonly(np.concatenate([t.threshold for t in trees]), np.float64)
-        self.value = kernels.readonly(np.concatenate([t.value for t in trees]), np.float64)
-        self.roots = kernels.readonly(self.roots, np.int64)
+        if counts.max() >= 2**31:
+            raise ValueError(f"trees has a tree of {counts.max()} nodes; the walk takes at most 2**31 - 1")
+        roots = np.zeros(self.n_trees, dtype=np.int64)
+        np.cumsum(counts[:-1], out=roots[1:])
+        nodes, value, local = kernels.pack_nodes(
+            np.concatenate([t.children_left for t in trees]),
+            np.concatenate([t.children_right for t in trees]),
+            np.concatenate([t.feature for t in trees]),
+            np.concatenate([t.threshold for t in trees]),
+            np.concatenate([t.value for t in trees]),
+            roots,
+        )
+        self.nodes = kernels.readonly(nodes, np.int32)
+        self.value = kernels.readonly(value, np.float64)
+        self.local = kernels.readonly(local, np.int64)
+        self.roots = kernels.readonly(roots, np.int64)
 
     def __len__(self) -> int:
         return self.n_trees
@@ -97,16 +126,16 @@ class ForestArrays:
     def _walk(self, X: np.ndarray, out: np.ndarray, leaves: np.ndarray) -> None:
         kernels.walk_forest(
             X,
-            self.left,
-            self.right,
-            self.feature,
-            self.threshold,
+            self.nodes,
+            self.nodes.view(np.float64),
             self.value,
+            self.local,
             self.roots,
             TREES_PER_GROUP,
             out,
             leaves,
-            ROW_BLOCK,
+            row_block(X.shape[1]),
+            ROW_BATCH,
         )
 
     def _in_threads(self, n_rows: int, n_threads: int, work: Callable[[int, int], None]) -> None:

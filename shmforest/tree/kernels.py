@@ -13,7 +13,9 @@
           stable partition of the node's samples; both children's stats on the way
       children's histograms: the smaller one summed, the larger one = parent - smaller
     grow_best_first(root)      max_leaf_nodes: the open node of largest decrease next
-    walk_forest(X, forest)     row blocks x trees, each row summed over trees in a fixed order
+    pack_nodes(trees)          16-byte node records, siblings side by side, leaves stepping to themselves
+    walk_forest(X, forest)     row blocks x trees, batches of rows stepping down a tree together,
+                               each row summed over trees in a fixed order
 
 Every kernel takes plain arrays and scalars only. A node's split depends on its
 samples (kept in ascending order by the stable partition), its key and, for a
@@ -43,6 +45,7 @@ __all__ = [
     "grow_best_first",
     "node_depths",
     "node_stats",
+    "pack_nodes",
     "preorder",
     "readonly",
     "root_key",
@@ -1093,42 +1096,122 @@ def node_depths(left, right):
 
 
 @njit(nogil=True, cache=True)
-def walk_forest(X, left, right, feature, threshold, value, roots, group, out, leaves, row_block):
+def pack_nodes(left, right, feature, threshold, value, roots):
+    """The node records :func:`walk_forest` walks, from trees concatenated as they are stored.
+
+    ``left``, ``right`` hold children ids local to each tree (``roots[t]`` is tree
+    ``t``'s first node). Each tree keeps its span of the arrays but is renumbered
+    so that a node's two children sit side by side (right = left + 1), pairs
+    numbered depth first, left subtree first. Returns
+
+    * ``nodes`` int32 (n, 4): the offset from a node to its left child, the feature,
+      then the threshold's 8 bytes (``nodes.view(np.float64)[:, 1]``): 16 bytes a node;
+    * ``value`` rows in the new order;
+    * ``local``: each new id's node id in its tree as stored (for ``apply``).
+
+    A leaf has offset -1 and a NaN threshold, which no value is ``<=``: every row
+    steps ``-1 + 1`` from a leaf to itself, so rows walk in lockstep without a test.
+    """
+    n = left.shape[0]
+    nodes = np.zeros((n, 4), np.int32)
+    thresholds = nodes.view(np.float64)
+    packed = np.empty_like(value)
+    local = np.empty(n, np.int64)
+    new_id = np.empty(n, np.int64)
+    stack = np.empty(n + 1, np.int64)
+    n_trees = roots.shape[0]
+    for t in range(n_trees):
+        root = roots[t]
+        end = roots[t + 1] if t + 1 < n_trees else n
+        new_id[root:end] = -1
+        new_id[root] = 0
+        free = 1
+        stack[0] = 0
+        top = 1
+        while top > 0:
+            top -= 1
+            g = root + stack[top]
+            if left[g] != LEAF:
+                new_id[root + left[g]] = free
+                new_id[root + right[g]] = free + 1
+                free += 2
+                stack[top] = right[g]
+                stack[top + 1] = left[g]
+                top += 2
+        for g in range(root, end):
+            if new_id[g] < 0:  # no path from the root reaches it: any place will do
+                new_id[g] = free
+                free += 1
+        for g in range(root, end):
+            k = root + new_id[g]
+            local[k] = g - root
+            packed[k] = value[g]
+            if left[g] != LEAF:
+                nodes[k, 0] = new_id[root + left[g]] - new_id[g]
+                nodes[k, 1] = feature[g]
+                thresholds[k, 1] = threshold[g]
+            else:
+                nodes[k, 0] = -1
+                thresholds[k, 1] = np.nan
+    return nodes, packed, local
+
+
+@njit(nogil=True, cache=True)
+def walk_forest(X, nodes, thresholds, value, local, roots, group, out, leaves, row_block, batch):
     """Walk each row of ``X`` down every tree; sum leaf values and/or note leaves.
 
-    Trees are concatenated (``roots[t]`` is tree ``t``'s first node, children ids
-    are global). With ``out`` of ``n_rows`` rows, each row's value rows are summed
-    tree after tree in groups of ``group`` trees, then the group sums in order:
-    a fixed order, whatever block of rows a call is given. With ``leaves`` of
-    ``n_rows`` rows, the leaf of each (row, tree) is written there, as a node id
-    local to its tree. Rows go in blocks of ``row_block``, each block through all
-    trees, so a tree's nodes stay in cache for a block.
+    ``nodes``, ``thresholds`` (its float64 view), ``value`` and ``local`` are
+    :func:`pack_nodes`' output; ``roots[t]`` is tree ``t``'s first node. With
+    ``out`` of ``n_rows`` rows, each row's value rows are summed tree after tree
+    in groups of ``group`` trees, then the group sums in order: a fixed order,
+    whatever block of rows a call is given. With ``leaves`` of ``n_rows`` rows,
+    the leaf of each (row, tree) is written there, as a node id local to its tree
+    as stored. Rows go in blocks of ``row_block``, each block through all trees,
+    so a tree's nodes stay in cache for a block. Within a block, ``batch`` rows
+    step down a tree together, one level per pass, so that their loads are in
+    flight at once rather than one row's chain of dependent loads at a time; a
+    row goes right when ``X <= threshold`` is False (NaN goes right).
     """
-    n_rows = X.shape[0]
+    n_rows, n_features = X.shape
     n_trees = roots.shape[0]
     n_out = value.shape[1]
     want_sum = out.shape[0] == n_rows
     want_leaves = leaves.shape[0] == n_rows
+    # Flat views and unsigned indices: numba then emits no negative-index wraparound
+    # and keeps the step loop's pointers in registers.
+    xs, words, thr = X.ravel(), nodes.ravel(), thresholds.ravel()
+    four, two, one = np.uint64(4), np.uint64(2), np.uint64(1)
     part = np.zeros((row_block, n_out))
+    at = np.empty(batch, np.uint64)
+    row_at = np.empty(batch, np.uint64)
     for a in range(0, n_rows, row_block):
         b = min(a + row_block, n_rows)
         if want_sum:
             out[a:b] = 0.0
             part[:] = 0.0
         for t in range(n_trees):
-            root = roots[t]
-            for r in range(a, b):
-                node = root
-                while left[node] != LEAF:
-                    if X[r, feature[node]] <= threshold[node]:
-                        node = left[node]
-                    else:
-                        node = right[node]
-                if want_leaves:
-                    leaves[r, t] = node - root
-                if want_sum:
-                    for k in range(n_out):
-                        part[r - a, k] += value[node, k]
+            root = np.uint64(roots[t])
+            for s in range(a, b, batch):
+                m = min(batch, b - s)
+                for i in range(m):
+                    at[i] = root
+                    row_at[i] = np.uint64((s + i) * n_features)
+                moving = True
+                while moving:
+                    moving = False
+                    for i in range(m):
+                        node = at[i]
+                        x = xs[row_at[i] + np.uint64(words[node * four + one])]
+                        step = words[node * four] + (0 if x <= thr[node * two + one] else 1)
+                        moving |= step != 0
+                        at[i] = np.uint64(np.int64(node) + step)
+                for i in range(m):
+                    node = np.int64(at[i])
+                    if want_leaves:
+                        leaves[s + i, t] = local[node]
+                    if want_sum:
+                        for k in range(n_out):
+                            part[s + i - a, k] += value[node, k]
             if want_sum and ((t + 1) % group == 0 or t == n_trees - 1):
                 for r in range(a, b):
                     for k in range(n_out):

@@ -7,25 +7,28 @@ Node ``i`` is internal when ``children_left[i] != -1``; a row goes left when
 Nodes are numbered in preorder (a node, its left subtree, then its right), as
 scikit-learn numbers them, which the builder guarantees however the tree was
 grown; any numbering where a child comes after its parent is accepted. Rows walk
-down in a compiled kernel (:func:`shmforest.tree.kernels.walk_forest`), which
-:mod:`shmforest.tree.ensemble` runs over the trees of a forest.
+down in a compiled kernel (:func:`shmforest.tree.kernels.walk_forest`) over the
+node records of a :class:`~shmforest.tree.ensemble.ForestArrays`, as a forest's do.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from shmforest.tree import kernels
 
+if TYPE_CHECKING:
+    from shmforest.tree.ensemble import ForestArrays
+
 __all__ = ["NODE_ARRAYS", "ROW_BLOCK", "TREE_LEAF", "TREE_UNDEFINED", "Tree", "as_features"]
 
 TREE_LEAF = -1
 TREE_UNDEFINED = -2
-#: Rows walk in blocks of this many, each block through every tree: large, so each
-#: tree's upper nodes, read by every row, are loaded once per block rather than once
-#: per few hundred rows (a 100-tree forest predicted 1.9x faster at 16,384 than at 256).
+#: Rows walk in blocks of at most this many, each block through every tree: large, so
+#: each tree's upper nodes, read by every row, are loaded once per block rather than
+#: once per few hundred rows.
 ROW_BLOCK = 16384
 
 #: The flat per-node arrays a Tree is made of (what it pickles as, what tests compare).
@@ -143,23 +146,17 @@ class Tree:
         -------
         ndarray of int64, shape (n_samples,)
         """
-        X = kernels.readonly(as_features(X, self.n_features), np.float64)
-        leaves = np.empty((X.shape[0], 1), dtype=np.int64)
-        ro = kernels.readonly
-        kernels.walk_forest(
-            X,
-            ro(self.children_left, np.int64),
-            ro(self.children_right, np.int64),
-            ro(self.feature, np.int64),
-            ro(self.threshold, np.float64),
-            ro(self.value, np.float64),
-            ro(np.zeros(1, dtype=np.int64), np.int64),
-            1,
-            np.empty((0, self.n_outputs)),
-            leaves,
-            ROW_BLOCK,
-        )
-        return leaves[:, 0]
+        return self._packed().apply(X)[:, 0]
+
+    def _packed(self) -> ForestArrays:
+        """This tree's node records for the walk, built on the first call and kept (a grown
+        tree's arrays are not changed, as a forest's packed trees are not)."""
+        packed: ForestArrays | None = self.__dict__.get("_walk_records")
+        if packed is None:
+            from shmforest.tree.ensemble import ForestArrays  # ensemble imports this module
+
+            packed = self._walk_records = ForestArrays([self])
+        return packed
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Value row of the leaf each row of ``X`` reaches: shape (n_samples, n_outputs)."""

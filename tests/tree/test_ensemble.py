@@ -15,6 +15,7 @@ from shmforest.tree import (
     ensemble,
     predict_forest,
 )
+from shmforest.tree.tree import NODE_ARRAYS
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +84,63 @@ def test_threads_give_the_same_bits(trees, forest_data, monkeypatch, n_threads):
     monkeypatch.setattr(ensemble, "ROWS_PER_THREAD", 100)  # every call threaded
     np.testing.assert_array_equal(forest.predict_value(X, n_threads=n_threads), one)
     np.testing.assert_array_equal(forest.apply(X, n_threads=n_threads), leaves)
+
+
+def caterpillar(depth, n_features, n_outputs):
+    """A tree of ``depth`` splits on feature 0, each with a leaf on the left: rows stop at every depth."""
+    n = 2 * depth + 1
+    left, right = np.full(n, -1), np.full(n, -1)
+    feature, threshold = np.full(n, -2), np.full(n, -2.0)
+    for d in range(depth):
+        node = 2 * d
+        left[node], right[node] = node + 1, node + 2
+        feature[node], threshold[node] = 0, -3.0 + 6.0 * d / depth
+    value = np.arange(n * n_outputs, dtype=np.float64).reshape(n, n_outputs) / 7.0
+    return Tree(left, right, feature, threshold, value, np.ones(n), np.ones(n), np.zeros(n), n_features)
+
+
+def breadth_first(tree):
+    """The same tree with its nodes numbered level by level (a child still after its parent)."""
+    order, head = [0], 0
+    while head < len(order):
+        node = order[head]
+        head += 1
+        if tree.children_left[node] != -1:
+            order += [tree.children_left[node], tree.children_right[node]]
+    new = np.empty(tree.node_count, dtype=np.int64)
+    new[order] = np.arange(tree.node_count)
+    kids = [np.where(c[order] == -1, -1, new[c[order]]) for c in (tree.children_left, tree.children_right)]
+    return Tree(*kids, *(getattr(tree, a)[order] for a in NODE_ARRAYS[2:]), n_features=tree.n_features)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+def test_mixed_trees_walk_as_the_textbook_in_ragged_blocks(trees, forest_data, monkeypatch, n_threads):
+    """Deep, lone-leaf and breadth-first-numbered trees beside grown ones; rows in blocks and
+    batches that do not divide them, NaN and infinite rows: the leaves and the sums of the
+    one-row walk, to the bit."""
+    n_out = trees[0].n_outputs
+    lone = Tree([-1], [-1], [-2], [-2.0], [[0.25] * n_out], [1], [1.0], [0.0], n_features=6)
+    mixed = [trees[0], caterpillar(45, 6, n_out), lone, breadth_first(trees[1]), *trees[2:9], caterpillar(3, 6, n_out)]
+    rng = np.random.default_rng(5)
+    X = hard_rows(trees, forest_data[0][:997])
+    X[rng.random(X.shape) < 0.05] = np.nan
+    X[::11, 0] = np.linspace(-4.0, 4.0, X[::11].shape[0])  # every depth of the caterpillars
+    monkeypatch.setattr(ensemble, "ROWS_PER_THREAD", 100)
+    monkeypatch.setattr(ensemble, "X_BLOCK_BYTES", 8 * 6 * 333)  # blocks of 333 rows
+    expected_leaves = np.array([[one_row_walk(t, x) for t in mixed] for x in X])
+    expected = np.zeros((X.shape[0], n_out))
+    for start in range(0, len(mixed), ensemble.TREES_PER_GROUP):
+        part = np.zeros_like(expected)
+        for j in range(start, min(start + ensemble.TREES_PER_GROUP, len(mixed))):
+            part += mixed[j].value[expected_leaves[:, j]]
+        expected += part
+    expected /= len(mixed)
+    forest = ForestArrays(mixed)
+    assert ensemble.row_block(X.shape[1]) == 333 and X.shape[0] % 333 and X.shape[0] % ensemble.ROW_BATCH
+    np.testing.assert_array_equal(forest.apply(X, n_threads=n_threads), expected_leaves)
+    np.testing.assert_array_equal(forest.predict_value(X, n_threads=n_threads), expected)
+    for j, t in enumerate(mixed):
+        np.testing.assert_array_equal(t.apply(X), expected_leaves[:, j])
 
 
 def test_regression_forest_and_pickling(forest_data):
