@@ -23,17 +23,14 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from shmforest.tree import kernels
-from shmforest.tree.tree import ROW_BLOCK, Tree, as_features
+from shmforest.tree.tree import ROW_BATCH, Tree, as_features, row_block
 
 __all__ = [
     "ROWS_PER_THREAD",
-    "ROW_BATCH",
     "TREES_PER_GROUP",
-    "X_BLOCK_BYTES",
     "ForestArrays",
     "apply_forest",
     "predict_forest",
-    "row_block",
 ]
 
 #: Trees are summed in groups of this many, in order, and the group sums added in
@@ -42,17 +39,6 @@ TREES_PER_GROUP = 10
 #: Fewer rows than this per thread are walked in the calling thread alone: a
 #: thread's start costs about as much as walking this many rows through a forest.
 ROWS_PER_THREAD = 2048
-#: Rows stepping down a tree together: enough independent loads in flight to hide
-#: a node's latency, few enough that a batch's slowest row does not hold up the rest.
-ROW_BATCH = 16
-#: A row block's X stays within about this many bytes, so wide rows, read again by
-#: every tree, stay in a core's cache (blocks of :data:`ROW_BLOCK` rows at most).
-X_BLOCK_BYTES = 2**21
-
-
-def row_block(n_features: int) -> int:
-    """Rows a block of the walk takes with ``n_features`` float64 columns."""
-    return max(ROW_BATCH, min(ROW_BLOCK, X_BLOCK_BYTES // (8 * max(1, n_features))))
 
 
 class ForestArrays:

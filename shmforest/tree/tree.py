@@ -8,21 +8,28 @@ Nodes are numbered in preorder (a node, its left subtree, then its right), as
 scikit-learn numbers them, which the builder guarantees however the tree was
 grown; any numbering where a child comes after its parent is accepted. Rows walk
 down in a compiled kernel (:func:`shmforest.tree.kernels.walk_forest`) over the
-node records of a :class:`~shmforest.tree.ensemble.ForestArrays`, as a forest's do.
+node records (:func:`shmforest.tree.kernels.pack_nodes`), as a forest's are.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from shmforest.tree import kernels
 
-if TYPE_CHECKING:
-    from shmforest.tree.ensemble import ForestArrays
-
-__all__ = ["NODE_ARRAYS", "ROW_BLOCK", "TREE_LEAF", "TREE_UNDEFINED", "Tree", "as_features"]
+__all__ = [
+    "NODE_ARRAYS",
+    "ROW_BATCH",
+    "ROW_BLOCK",
+    "TREE_LEAF",
+    "TREE_UNDEFINED",
+    "X_BLOCK_BYTES",
+    "Tree",
+    "as_features",
+    "row_block",
+]
 
 TREE_LEAF = -1
 TREE_UNDEFINED = -2
@@ -30,6 +37,22 @@ TREE_UNDEFINED = -2
 #: each tree's upper nodes, read by every row, are loaded once per block rather than
 #: once per few hundred rows.
 ROW_BLOCK = 16384
+#: Rows stepping down a tree together: enough independent loads in flight to hide
+#: a node's latency, few enough that a batch's slowest row does not hold up the rest.
+ROW_BATCH = 16
+#: A row block's X stays within about this many bytes, so wide rows, read again by
+#: every tree, stay in a core's cache (blocks of :data:`ROW_BLOCK` rows at most).
+X_BLOCK_BYTES = 2**21
+
+
+#: A lone tree's walk: one root, at record 0.
+_ONE_ROOT = kernels.readonly(np.zeros(1, dtype=np.int64), np.int64)
+
+
+def row_block(n_features: int) -> int:
+    """Rows a block of the walk takes with ``n_features`` float64 columns."""
+    return max(ROW_BATCH, min(ROW_BLOCK, X_BLOCK_BYTES // (8 * max(1, n_features))))
+
 
 #: The flat per-node arrays a Tree is made of (what it pickles as, what tests compare).
 NODE_ARRAYS = (
@@ -146,17 +169,39 @@ class Tree:
         -------
         ndarray of int64, shape (n_samples,)
         """
-        return self._packed().apply(X)[:, 0]
+        X = kernels.readonly(as_features(X, self.n_features), np.float64)
+        nodes, value, local = self._records()
+        leaves = np.empty((X.shape[0], 1), dtype=np.int64)
+        no_out = np.empty((0, value.shape[1]))
+        kernels.walk_forest(
+            X,
+            nodes,
+            nodes.view(np.float64),
+            value,
+            local,
+            _ONE_ROOT,
+            1,
+            no_out,
+            leaves,
+            row_block(X.shape[1]),
+            ROW_BATCH,
+        )
+        return leaves[:, 0]
 
-    def _packed(self) -> ForestArrays:
-        """This tree's node records for the walk, built on the first call and kept (a grown
-        tree's arrays are not changed, as a forest's packed trees are not)."""
-        packed: ForestArrays | None = self.__dict__.get("_walk_records")
-        if packed is None:
-            from shmforest.tree.ensemble import ForestArrays  # ensemble imports this module
-
-            packed = self._walk_records = ForestArrays([self])
-        return packed
+    def _records(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """This tree's node records for the walk (:func:`kernels.pack_nodes`), built on the
+        first call and kept: a grown tree's arrays are not changed, as a forest's packed trees are not."""
+        records: tuple[np.ndarray, np.ndarray, np.ndarray] | None = self.__dict__.get("_walk_records")
+        if records is None:
+            nodes, value, local = kernels.pack_nodes(
+                self.children_left, self.children_right, self.feature, self.threshold, self.value, _ONE_ROOT
+            )
+            records = self._walk_records = (
+                kernels.readonly(nodes, np.int32),
+                kernels.readonly(value, np.float64),
+                kernels.readonly(local, np.int64),
+            )
+        return records
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Value row of the leaf each row of ``X`` reaches: shape (n_samples, n_outputs)."""

@@ -15,6 +15,7 @@ from shmforest.tree import (
     ensemble,
     predict_forest,
 )
+from shmforest.tree import tree as tree_module
 from shmforest.tree.tree import NODE_ARRAYS
 
 
@@ -126,7 +127,7 @@ def test_mixed_trees_walk_as_the_textbook_in_ragged_blocks(trees, forest_data, m
     X[rng.random(X.shape) < 0.05] = np.nan
     X[::11, 0] = np.linspace(-4.0, 4.0, X[::11].shape[0])  # every depth of the caterpillars
     monkeypatch.setattr(ensemble, "ROWS_PER_THREAD", 100)
-    monkeypatch.setattr(ensemble, "X_BLOCK_BYTES", 8 * 6 * 333)  # blocks of 333 rows
+    monkeypatch.setattr(tree_module, "X_BLOCK_BYTES", 8 * 6 * 333)  # blocks of 333 rows
     expected_leaves = np.array([[one_row_walk(t, x) for t in mixed] for x in X])
     expected = np.zeros((X.shape[0], n_out))
     for start in range(0, len(mixed), ensemble.TREES_PER_GROUP):
@@ -136,7 +137,7 @@ def test_mixed_trees_walk_as_the_textbook_in_ragged_blocks(trees, forest_data, m
         expected += part
     expected /= len(mixed)
     forest = ForestArrays(mixed)
-    assert ensemble.row_block(X.shape[1]) == 333 and X.shape[0] % 333 and X.shape[0] % ensemble.ROW_BATCH
+    assert tree_module.row_block(X.shape[1]) == 333 and X.shape[0] % 333 and X.shape[0] % tree_module.ROW_BATCH
     np.testing.assert_array_equal(forest.apply(X, n_threads=n_threads), expected_leaves)
     np.testing.assert_array_equal(forest.predict_value(X, n_threads=n_threads), expected)
     for j, t in enumerate(mixed):
