@@ -45,6 +45,9 @@ class TreeParams:
         Grow best first up to this many leaves.
     n_classes : int
         Number of classes; 0 for regression.
+    splitter : str, default "best"
+        ``"best"``: the best boundary of each candidate feature; ``"random"``: one
+        random cut of each (extra trees).
     """
 
     criterion: str
@@ -55,6 +58,7 @@ class TreeParams:
     min_impurity_decrease: float
     max_leaf_nodes: int | None
     n_classes: int
+    splitter: str = "best"
 
     def validate(self, n_features: int) -> None:
         """Raise ``ValueError`` naming the first parameter out of range."""
@@ -71,6 +75,8 @@ class TreeParams:
             raise ValueError(f"min_impurity_decrease must be >= 0, got {self.min_impurity_decrease}")
         if self.max_leaf_nodes is not None and self.max_leaf_nodes < 2:
             raise ValueError(f"max_leaf_nodes must be None or >= 2, got {self.max_leaf_nodes}")
+        if self.splitter not in SPLITTERS:
+            raise ValueError(f"splitter must be one of {sorted(SPLITTERS)}, got {self.splitter!r}")
 
 
 # --------------------------------------------------------------------------- builder
@@ -154,6 +160,7 @@ class TreeBuilder:
 
 
 CRITERIA = ("gini", "entropy", "squared_error")
+SPLITTERS = ("best", "random")
 
 
 def check_criterion(name: str, n_classes: int) -> None:

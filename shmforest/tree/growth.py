@@ -133,7 +133,7 @@ class GrowthSetup:
     ) -> GrowthSetup:
         regression = params.n_classes == 0
         planes = 3 if regression else 1 + params.n_classes
-        ip = np.zeros(9, dtype=np.int64)
+        ip = np.zeros(K.N_INT_PARAMS, dtype=np.int64)
         ip[K.P_N_CLASSES] = params.n_classes
         ip[K.P_MAX_DEPTH] = -1 if params.max_depth is None else params.max_depth
         ip[K.P_MIN_SPLIT] = params.min_samples_split
@@ -143,7 +143,11 @@ class GrowthSetup:
         # Every node's histogram of every feature, the larger child's by subtraction,
         # pays when a node evaluates at least half of the features; otherwise each
         # node sums only the features it draws.
-        ip[K.P_USE_SUB] = int(2 * params.max_features >= n_features) and params.max_leaf_nodes is None
+        random_split = params.splitter == "random"
+        ip[K.P_USE_SUB] = (
+            int(2 * params.max_features >= n_features) and params.max_leaf_nodes is None and not random_split
+        )
+        ip[K.P_RANDOM_SPLIT] = int(random_split)
         ip[K.P_SMALL] = SMALL_NODE
         # Subtracting costs two passes over the cells; summing the larger child, a
         # pass over its samples' codes.

@@ -57,6 +57,9 @@ GINI, ENTROPY, SQUARED_ERROR = 0, 1, 2
 
 # Layout of the int64 parameter array ``ip`` the kernels take.
 P_N_CLASSES, P_MAX_DEPTH, P_MIN_SPLIT, P_MIN_LEAF, P_MAX_FEATURES, P_CRITERION, P_USE_SUB, P_SMALL, P_SUB_MIN = range(9)
+# ...P_RANDOM_SPLIT: extra trees' splitter, one random cut per candidate feature.
+P_RANDOM_SPLIT = 9
+N_INT_PARAMS = 10
 # ...and of the float64 one ``fp``.
 F_MIN_DECREASE, F_ROOT_WEIGHT = range(2)
 
@@ -72,6 +75,8 @@ _S27 = np.uint64(27)
 _S31 = np.uint64(31)
 _S32 = np.uint64(32)
 _TWO = np.uint64(2)
+# Salts the node key for the extra-trees cut draws, a stream apart from the feature draws.
+_CUT_SALT = np.uint64(0x5EED0C07C0DE5A17)
 
 
 def readonly(a: np.ndarray, dtype: DTypeLike) -> np.ndarray:
@@ -366,6 +371,48 @@ def _radix_sort(keys, spare, m):
         keys[:m] = spare[:m]
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _scan_random(Xb, idx, start, end, f, yc, yr, w, regression, total, msl, crit, left, state):
+    """Extra trees' cut of feature ``f``: (score num, den, bin, next_bin, non-constant).
+
+    The cut is drawn uniformly among the codes from the node's lowest to below its
+    highest (scikit-learn draws a threshold uniformly within the node's range, on
+    values; here on bins), and scored like any boundary. Two passes over the node's
+    samples: their range, then the left side's sums.
+    """
+    lo = np.int64(255)
+    hi = np.int64(0)
+    for i in range(start, end):
+        c = np.int64(Xb[idx[i], f])
+        if c < lo:
+            lo = c
+        if c > hi:
+            hi = c
+    if lo >= hi:
+        return -np.inf, 1.0, -1, -1, False
+    cut = lo + np.int64(((_mix(state) >> _S32) * np.uint64(hi - lo)) >> _S32)
+    left[:] = 0.0
+    n_left = 0
+    b = lo
+    nb = hi
+    for i in range(start, end):
+        s = idx[i]
+        c = np.int64(Xb[s, f])
+        if c <= cut:
+            n_left += 1
+            if c > b:
+                b = c
+            if regression:
+                left[0] += w[s]
+                left[1] += w[s] * yr[s]
+            else:
+                left[yc[s]] += w[s]
+        elif c < nb:
+            nb = c
+    _, score, den = _candidate(left, total, crit, n_left, end - start, msl, -np.inf, 1.0)
+    return score, den, b, nb, True
+
+
 # --------------------------------------------------------------------------- one node
 
 
@@ -421,6 +468,8 @@ def _find_split(
     evaluated or none are left, as scikit-learn's splitter does. A node of at
     least ``small`` samples is searched on histograms: its own (``has_hist``) when
     the tree subtracts histograms, else those of each batch of drawn features.
+    Extra trees (``P_RANDOM_SPLIT``) score one random cut per feature instead, read
+    from the samples, and need no histogram.
     """
     F = Xb.shape[1]
     m = end - start
@@ -428,7 +477,8 @@ def _find_split(
     regression = crit == SQUARED_ERROR
     msl = ip[P_MIN_LEAF]
     mtry = ip[P_MAX_FEATURES]
-    small = m < ip[P_SMALL]
+    random_split = ip[P_RANDOM_SPLIT] != 0
+    small = m < ip[P_SMALL] and not random_split
     # The split-search totals: class weights, or (w, wy).
     total = stats[:2] if regression else stats
     for f in range(F):
@@ -436,6 +486,7 @@ def _find_split(
     if small:
         _gather_small(idx, start, end, yc, yr, w, regression, lw, lc)
     state = key
+    cut_state = key ^ _CUT_SALT
     drawn = 0
     found = 0
     best = -np.inf
@@ -455,12 +506,17 @@ def _find_split(
             perm[r] = t
             feats[j - drawn] = perm[j]
         batch_hist = False
-        if not small and not (use_sub and has_hist):
+        if not small and not random_split and not (use_sub and has_hist):
             _histogram(scratch_hist, Xb, idx, start, end, feats, want, yc, yr, w, offs, nbins, regression)
             batch_hist = True
         for j in range(want):
             f = feats[j]
-            if small:
+            if random_split:
+                cut_state = cut_state + _GOLDEN
+                score, den, b, nb, nonconstant = _scan_random(
+                    Xb, idx, start, end, f, yc, yr, w, regression, total, msl, crit, left, cut_state
+                )
+            elif small:
                 score, den, b, nb, nonconstant = _scan_sorted(
                     Xb, idx, start, end, f, lw, lc, total, msl, crit, regression, keys, keys[keys.shape[0] // 2 :], left
                 )
