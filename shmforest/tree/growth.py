@@ -143,11 +143,8 @@ class GrowthSetup:
         # Every node's histogram of every feature, the larger child's by subtraction,
         # pays when a node evaluates at least half of the features; otherwise each
         # node sums only the features it draws.
-        random_split = params.splitter == "random"
-        ip[K.P_USE_SUB] = (
-            int(2 * params.max_features >= n_features) and params.max_leaf_nodes is None and not random_split
-        )
-        ip[K.P_RANDOM_SPLIT] = int(random_split)
+        ip[K.P_USE_SUB] = int(2 * params.max_features >= n_features) and params.max_leaf_nodes is None
+        ip[K.P_RANDOM_SPLIT] = int(params.splitter == "random")
         ip[K.P_SMALL] = SMALL_NODE
         # Subtracting costs two passes over the cells; summing the larger child, a
         # pass over its samples' codes.

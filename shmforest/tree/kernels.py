@@ -413,6 +413,39 @@ def _scan_random(Xb, idx, start, end, f, yc, yr, w, regression, total, msl, crit
     return score, den, b, nb, True
 
 
+@njit(nogil=True, cache=True)
+def _scan_histogram_random(hist, f, offs, nbins, m, total, msl, crit, left, state):
+    """:func:`_scan_random` on a node's histogram: the same draw, the left side summed over bins."""
+    o = offs[f]
+    lo = -1
+    hi = -1
+    for b in range(nbins[f]):
+        if hist[o + b, 0] != 0.0:
+            if lo < 0:
+                lo = b
+            hi = b
+    if lo >= hi:
+        return -np.inf, 1.0, -1, -1, False
+    cut = lo + np.int64(((_mix(state) >> _S32) * np.uint64(hi - lo)) >> _S32)
+    left[:] = 0.0
+    n_left = 0.0
+    last = lo
+    P = hist.shape[1]
+    for b in range(lo, cut + 1):
+        c = hist[o + b, 0]
+        if c == 0.0:
+            continue
+        last = b
+        n_left += c
+        for p in range(1, P):
+            left[p - 1] += hist[o + b, p]
+    nb = cut + 1
+    while hist[o + nb, 0] == 0.0:
+        nb += 1
+    _, score, den = _candidate(left, total, crit, n_left, m, msl, -np.inf, 1.0)
+    return score, den, last, nb, True
+
+
 # --------------------------------------------------------------------------- one node
 
 
@@ -468,8 +501,9 @@ def _find_split(
     evaluated or none are left, as scikit-learn's splitter does. A node of at
     least ``small`` samples is searched on histograms: its own (``has_hist``) when
     the tree subtracts histograms, else those of each batch of drawn features.
-    Extra trees (``P_RANDOM_SPLIT``) score one random cut per feature instead, read
-    from the samples, and need no histogram.
+    Extra trees (``P_RANDOM_SPLIT``) score one random cut per feature instead, on
+    the node's own histogram when it has one, else read from its samples (a
+    histogram summed for one cut would cost more than the cut).
     """
     F = Xb.shape[1]
     m = end - start
@@ -478,12 +512,12 @@ def _find_split(
     msl = ip[P_MIN_LEAF]
     mtry = ip[P_MAX_FEATURES]
     random_split = ip[P_RANDOM_SPLIT] != 0
-    small = m < ip[P_SMALL] and not random_split
+    small = m < ip[P_SMALL]
     # The split-search totals: class weights, or (w, wy).
     total = stats[:2] if regression else stats
     for f in range(F):
         perm[f] = f
-    if small:
+    if small and not random_split:
         _gather_small(idx, start, end, yc, yr, w, regression, lw, lc)
     state = key
     cut_state = key ^ _CUT_SALT
@@ -513,9 +547,14 @@ def _find_split(
             f = feats[j]
             if random_split:
                 cut_state = cut_state + _GOLDEN
-                score, den, b, nb, nonconstant = _scan_random(
-                    Xb, idx, start, end, f, yc, yr, w, regression, total, msl, crit, left, cut_state
-                )
+                if small or not (use_sub and has_hist):
+                    score, den, b, nb, nonconstant = _scan_random(
+                        Xb, idx, start, end, f, yc, yr, w, regression, total, msl, crit, left, cut_state
+                    )
+                else:
+                    score, den, b, nb, nonconstant = _scan_histogram_random(
+                        hist, f, offs, nbins, m, total, msl, crit, left, cut_state
+                    )
             elif small:
                 score, den, b, nb, nonconstant = _scan_sorted(
                     Xb, idx, start, end, f, lw, lc, total, msl, crit, regression, keys, keys[keys.shape[0] // 2 :], left
