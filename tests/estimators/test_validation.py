@@ -78,7 +78,7 @@ PARAM_CASES = [
     (FORESTS, {"oob_score": "yes"}, TypeError, ["'oob_score' parameter", "bool", "callable", "Got 'yes'"]),
     (FORESTS, {"oob_score": True, "bootstrap": False}, ValueError, ["Out of bag", "bootstrap=True"]),
     (FORESTS, {"max_samples": 0}, ValueError, ["'max_samples' parameter", "Got 0"]),
-    (FORESTS, {"max_samples": 41}, ValueError, ["max_samples", "41", "n_samples=40"]),
+    (FORESTS, {"max_samples": 41, "bootstrap": True}, ValueError, ["max_samples", "41", "n_samples=40"]),
     (FORESTS, {"max_samples": 1.5}, ValueError, ["'max_samples' parameter", "(0.0, 1.0]", "Got 1.5"]),
     (FORESTS, {"max_samples": 0.5, "bootstrap": False}, ValueError, ["max_sample", "bootstrap=True"]),
     (FORESTS, {"max_samples": "half"}, TypeError, ["'max_samples' parameter", "Got 'half'"]),
