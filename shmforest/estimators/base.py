@@ -58,6 +58,7 @@ class TreeModel(BaseEstimator):
     max_depth: int | None
     min_samples_split: int | float
     min_samples_leaf: int | float
+    min_weight_fraction_leaf: float
     max_features: int | float | str | None
     max_leaf_nodes: int | None
     min_impurity_decrease: float
@@ -122,6 +123,7 @@ class TreeModel(BaseEstimator):
             min_impurity_decrease=float(self.min_impurity_decrease),
             max_leaf_nodes=self.max_leaf_nodes,
             n_classes=len(targets.classes) if is_classifier(self) and targets.classes is not None else 0,
+            min_weight_fraction_leaf=float(self.min_weight_fraction_leaf),
         )
 
     def _fit_options(self, targets: Targets, bootstrap: bool = False) -> FitOptions:
@@ -322,6 +324,7 @@ class BaseForest(TreeModel):
             max_depth=self.max_depth,
             min_samples_split=self.min_samples_split,
             min_samples_leaf=self.min_samples_leaf,
+            min_weight_fraction_leaf=self.min_weight_fraction_leaf,
             max_features=self.max_features,
             random_state=random_state,
             max_leaf_nodes=self.max_leaf_nodes,

@@ -50,6 +50,9 @@ class DecisionTreeClassifier(ClassifierMixin, ClassifierBase, BaseDecisionTree):
         Samples a node needs to be split (a float is a fraction of the samples).
     min_samples_leaf : int or float, default 1
         Samples each leaf must keep (a float is a fraction of the samples).
+    min_weight_fraction_leaf : float, default 0.0
+        Each leaf must keep at least this fraction (in [0, 0.5]) of the total sample
+        weight (sample weights times class weights, times bootstrap counts in a forest).
     max_features : {"sqrt", "log2"}, int, float or None, default None
         Features drawn as candidates at each node; ``None`` means all.
     random_state : int, RandomState or None, default None
@@ -97,6 +100,7 @@ class DecisionTreeClassifier(ClassifierMixin, ClassifierBase, BaseDecisionTree):
         max_depth: int | None = None,
         min_samples_split: int | float = 2,
         min_samples_leaf: int | float = 1,
+        min_weight_fraction_leaf: float = 0.0,
         max_features: int | float | str | None = None,
         random_state: int | np.random.RandomState | None = None,
         max_leaf_nodes: int | None = None,
@@ -111,6 +115,7 @@ class DecisionTreeClassifier(ClassifierMixin, ClassifierBase, BaseDecisionTree):
         self.max_depth = max_depth
         self.min_samples_split = min_samples_split
         self.min_samples_leaf = min_samples_leaf
+        self.min_weight_fraction_leaf = min_weight_fraction_leaf
         self.max_features = max_features
         self.random_state = random_state
         self.max_leaf_nodes = max_leaf_nodes
@@ -145,6 +150,7 @@ class DecisionTreeRegressor(RegressorMixin, BaseDecisionTree):
         max_depth: int | None = None,
         min_samples_split: int | float = 2,
         min_samples_leaf: int | float = 1,
+        min_weight_fraction_leaf: float = 0.0,
         max_features: int | float | str | None = None,
         random_state: int | np.random.RandomState | None = None,
         max_leaf_nodes: int | None = None,
@@ -158,6 +164,7 @@ class DecisionTreeRegressor(RegressorMixin, BaseDecisionTree):
         self.max_depth = max_depth
         self.min_samples_split = min_samples_split
         self.min_samples_leaf = min_samples_leaf
+        self.min_weight_fraction_leaf = min_weight_fraction_leaf
         self.max_features = max_features
         self.random_state = random_state
         self.max_leaf_nodes = max_leaf_nodes
@@ -179,7 +186,8 @@ class RandomForestClassifier(ClassifierMixin, ClassifierBase, BaseForest):
     ----------
     n_estimators : int, default 100
         Number of trees.
-    criterion, max_depth, min_samples_split, min_samples_leaf, max_leaf_nodes, min_impurity_decrease, ccp_alpha
+    criterion, max_depth, min_samples_split, min_samples_leaf, min_weight_fraction_leaf, max_leaf_nodes
+    min_impurity_decrease, ccp_alpha
         As in :class:`DecisionTreeClassifier`; each tree is pruned in the task that grew it.
     max_features : {"sqrt", "log2"}, int, float or None, default "sqrt"
         Features drawn as candidates at each node.
@@ -235,6 +243,7 @@ class RandomForestClassifier(ClassifierMixin, ClassifierBase, BaseForest):
         max_depth: int | None = None,
         min_samples_split: int | float = 2,
         min_samples_leaf: int | float = 1,
+        min_weight_fraction_leaf: float = 0.0,
         max_features: int | float | str | None = "sqrt",
         max_leaf_nodes: int | None = None,
         min_impurity_decrease: float = 0.0,
@@ -256,6 +265,7 @@ class RandomForestClassifier(ClassifierMixin, ClassifierBase, BaseForest):
         self.max_depth = max_depth
         self.min_samples_split = min_samples_split
         self.min_samples_leaf = min_samples_leaf
+        self.min_weight_fraction_leaf = min_weight_fraction_leaf
         self.max_features = max_features
         self.max_leaf_nodes = max_leaf_nodes
         self.min_impurity_decrease = min_impurity_decrease
@@ -298,6 +308,7 @@ class RandomForestRegressor(RegressorMixin, BaseForest):
         max_depth: int | None = None,
         min_samples_split: int | float = 2,
         min_samples_leaf: int | float = 1,
+        min_weight_fraction_leaf: float = 0.0,
         max_features: int | float | str | None = 1.0,
         max_leaf_nodes: int | None = None,
         min_impurity_decrease: float = 0.0,
@@ -317,6 +328,7 @@ class RandomForestRegressor(RegressorMixin, BaseForest):
         self.max_depth = max_depth
         self.min_samples_split = min_samples_split
         self.min_samples_leaf = min_samples_leaf
+        self.min_weight_fraction_leaf = min_weight_fraction_leaf
         self.max_features = max_features
         self.max_leaf_nodes = max_leaf_nodes
         self.min_impurity_decrease = min_impurity_decrease

@@ -36,7 +36,7 @@ class RandomForestQuantileRegressor(RandomForestRegressor):
     n_estimators : int, default 100
     default_quantiles : float, list of float, "mean" or None, default 0.5
         What :meth:`predict` returns when it is given no ``quantiles``; ``None`` is "mean".
-    criterion, max_depth, min_samples_split, min_samples_leaf, max_features, max_leaf_nodes
+    criterion, max_depth, min_samples_split, min_samples_leaf, min_weight_fraction_leaf, max_features, max_leaf_nodes
     min_impurity_decrease, bootstrap, oob_score, n_jobs, random_state, verbose, warm_start
     ccp_alpha, max_samples, max_bins, executor
         As in :class:`~shmforest.RandomForestRegressor`.
@@ -76,6 +76,7 @@ class RandomForestQuantileRegressor(RandomForestRegressor):
         max_depth: int | None = None,
         min_samples_split: int | float = 2,
         min_samples_leaf: int | float = 1,
+        min_weight_fraction_leaf: float = 0.0,
         max_features: int | float | str | None = 1.0,
         max_leaf_nodes: int | None = None,
         min_impurity_decrease: float = 0.0,
@@ -96,6 +97,7 @@ class RandomForestQuantileRegressor(RandomForestRegressor):
             max_depth=max_depth,
             min_samples_split=min_samples_split,
             min_samples_leaf=min_samples_leaf,
+            min_weight_fraction_leaf=min_weight_fraction_leaf,
             max_features=max_features,
             max_leaf_nodes=max_leaf_nodes,
             min_impurity_decrease=min_impurity_decrease,

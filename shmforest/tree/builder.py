@@ -45,6 +45,8 @@ class TreeParams:
         Grow best first up to this many leaves.
     n_classes : int
         Number of classes; 0 for regression.
+    min_weight_fraction_leaf : float
+        Each leaf must keep at least this fraction of the tree's total weight (in [0, 0.5]).
     """
 
     criterion: str
@@ -55,6 +57,7 @@ class TreeParams:
     min_impurity_decrease: float
     max_leaf_nodes: int | None
     n_classes: int
+    min_weight_fraction_leaf: float = 0.0
 
     def validate(self, n_features: int) -> None:
         """Raise ``ValueError`` naming the first parameter out of range."""
@@ -69,6 +72,8 @@ class TreeParams:
             raise ValueError(f"max_features must be in [1, {n_features}] (n_features), got {self.max_features}")
         if not self.min_impurity_decrease >= 0:
             raise ValueError(f"min_impurity_decrease must be >= 0, got {self.min_impurity_decrease}")
+        if not 0.0 <= self.min_weight_fraction_leaf <= 0.5:
+            raise ValueError(f"min_weight_fraction_leaf must be in [0, 0.5], got {self.min_weight_fraction_leaf}")
         if self.max_leaf_nodes is not None and self.max_leaf_nodes < 2:
             raise ValueError(f"max_leaf_nodes must be None or >= 2, got {self.max_leaf_nodes}")
 

@@ -148,7 +148,9 @@ class GrowthSetup:
         # Subtracting costs two passes over the cells; summing the larger child, a
         # pass over its samples' codes.
         ip[K.P_SUB_MIN] = max(SMALL_NODE, n_bins_total * planes // max(n_features, 1))
-        fp = np.array([params.min_impurity_decrease, root_weight], dtype=np.float64)
+        # scikit-learn's min_weight_leaf: a fraction of the tree's total weight (bootstrap counts included).
+        min_weight_leaf = params.min_weight_fraction_leaf * root_weight
+        fp = np.array([params.min_impurity_decrease, root_weight, min_weight_leaf], dtype=np.float64)
         return cls(params, K.readonly(ip, np.int64), K.readonly(fp, np.float64), root_samples, parallel)
 
 

@@ -58,7 +58,7 @@ GINI, ENTROPY, SQUARED_ERROR = 0, 1, 2
 # Layout of the int64 parameter array ``ip`` the kernels take.
 P_N_CLASSES, P_MAX_DEPTH, P_MIN_SPLIT, P_MIN_LEAF, P_MAX_FEATURES, P_CRITERION, P_USE_SUB, P_SMALL, P_SUB_MIN = range(9)
 # ...and of the float64 one ``fp``.
-F_MIN_DECREASE, F_ROOT_WEIGHT = range(2)
+F_MIN_DECREASE, F_ROOT_WEIGHT, F_MIN_WEIGHT_LEAF = range(3)
 
 EPSILON = float(np.finfo(np.float64).eps)
 LEAF = -1
@@ -207,10 +207,30 @@ def _better(num, den, best_num, best_den):
     return num * best_den > best_num * den
 
 
+@njit(nogil=True, cache=True)
+def _admissible(left, total, crit, mwl):
+    """Whether both sides of a boundary weigh at least ``mwl`` (``min_weight_leaf``)."""
+    if crit >= SQUARED_ERROR:
+        wl = left[0]
+        wr = total[0] - left[0]
+    else:
+        wl = 0.0
+        wr = 0.0
+        for k in range(left.shape[0]):
+            wl += left[k]
+            wr += total[k] - left[k]
+    return wl >= mwl and wr >= mwl
+
+
 @njit(nogil=True, cache=True, inline="always")
-def _candidate(left, total, crit, n_left, m, msl, best, best_den):
-    """Score the boundary leaving ``n_left`` of ``m`` samples on the left: (better, best, best_den)."""
+def _candidate(left, total, crit, n_left, m, msl, best, best_den, mwl):
+    """Score the boundary leaving ``n_left`` of ``m`` samples on the left: (better, best, best_den).
+
+    ``mwl``: the least weight a side may keep; the test costs a call only when it is positive.
+    """
     if n_left < msl or m - n_left < msl:
+        return False, best, best_den
+    if mwl > 0.0 and not _admissible(left, total, crit, mwl):
         return False, best, best_den
     num, den = _proxy(left, total, crit)
     if _better(num, den, best, best_den):
@@ -252,7 +272,7 @@ def _histogram(hist, Xb, idx, start, end, feats, n_feats, yc, yr, w, offs, nbins
 
 
 @njit(nogil=True, cache=True)
-def _scan_histogram(hist, f, offs, nbins, m, total, msl, crit, left):
+def _scan_histogram(hist, f, offs, nbins, m, total, msl, crit, left, mwl):
     """Best boundary of feature ``f`` in ``hist``: (score num, den, bin, next_bin, non-constant).
 
     One cumulative pass over the feature's bins; only boundaries right after a
@@ -277,7 +297,7 @@ def _scan_histogram(hist, f, offs, nbins, m, total, msl, crit, left):
             break
         for p in range(1, P):
             left[p - 1] += hist[o + b, p]
-        better, best, best_den = _candidate(left, total, crit, n_left, m, msl, best, best_den)
+        better, best, best_den = _candidate(left, total, crit, n_left, m, msl, best, best_den, mwl)
         if better:
             best_bin = b
     next_bin = -1
@@ -302,7 +322,7 @@ def _gather_small(idx, start, end, yc, yr, w, regression, lw, lc):
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _scan_sorted(Xb, idx, start, end, f, lw, lc, total, msl, crit, regression, keys, spare, left):
+def _scan_sorted(Xb, idx, start, end, f, lw, lc, total, msl, crit, regression, keys, spare, left, mwl):
     """Best boundary of feature ``f`` for a small node: its codes sorted, every change scored.
 
     Sort keys pack ``code << 8 | position`` (a small node has under 256 samples),
@@ -339,7 +359,7 @@ def _scan_sorted(Xb, idx, start, end, f, lw, lc, total, msl, crit, regression, k
         nc = keys[i + 1] >> 8
         if c == nc:
             continue
-        better, best, best_den = _candidate(left, total, crit, i + 1, m, msl, best, best_den)
+        better, best, best_den = _candidate(left, total, crit, i + 1, m, msl, best, best_den, mwl)
         if better:
             best_bin = c
             next_bin = nc
@@ -413,6 +433,7 @@ def _find_split(
     lw,
     lc,
     left,
+    mwl,
 ):
     """Best split of a node among its drawn features: (feature, bin, next_bin), feature -1 if none.
 
@@ -462,14 +483,28 @@ def _find_split(
             f = feats[j]
             if small:
                 score, den, b, nb, nonconstant = _scan_sorted(
-                    Xb, idx, start, end, f, lw, lc, total, msl, crit, regression, keys, keys[keys.shape[0] // 2 :], left
+                    Xb,
+                    idx,
+                    start,
+                    end,
+                    f,
+                    lw,
+                    lc,
+                    total,
+                    msl,
+                    crit,
+                    regression,
+                    keys,
+                    keys[keys.shape[0] // 2 :],
+                    left,
+                    mwl,
                 )
             elif batch_hist:
                 score, den, b, nb, nonconstant = _scan_histogram(
-                    scratch_hist, f, offs, nbins, m, total, msl, crit, left
+                    scratch_hist, f, offs, nbins, m, total, msl, crit, left, mwl
                 )
             else:
-                score, den, b, nb, nonconstant = _scan_histogram(hist, f, offs, nbins, m, total, msl, crit, left)
+                score, den, b, nb, nonconstant = _scan_histogram(hist, f, offs, nbins, m, total, msl, crit, left, mwl)
             if nonconstant:
                 found += 1
             if _better(score, den, best, best_den):  # ties keep the feature drawn first
@@ -578,6 +613,7 @@ def _split_node(
         or m < 2 * ip[P_MIN_LEAF]
         or (max_depth >= 0 and depth >= max_depth)
         or not impurity > EPSILON
+        or weight < 2.0 * fp[F_MIN_WEIGHT_LEAF]
     ):
         return -1
     f, b, nb = _find_split(
@@ -603,6 +639,7 @@ def _split_node(
         lw,
         lc,
         left,
+        fp[F_MIN_WEIGHT_LEAF],
     )
     if f < 0:
         return -1

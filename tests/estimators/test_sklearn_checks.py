@@ -49,14 +49,7 @@ def expected_failed_checks(estimator: BaseEstimator) -> dict[str, str]:
         _get_expected_failed_checks,
     )
 
-    expected = dict(_get_expected_failed_checks(sklearn_counterpart(estimator)))
-    params = estimator.get_params()
-    if "class_weight" in params and "min_weight_fraction_leaf" not in params and "n_estimators" not in params:
-        # The check sets min_weight_fraction_leaf=0.01 where an estimator has it; a single
-        # fully grown tree without it fails for scikit-learn too (its pure leaves keep
-        # the down-weighted classes). Clears itself once the parameter lands.
-        expected["check_class_weight_classifiers"] = "needs min_weight_fraction_leaf, as scikit-learn's own trees do"
-    return expected
+    return dict(_get_expected_failed_checks(sklearn_counterpart(estimator)))
 
 
 @parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failed_checks)

@@ -410,7 +410,16 @@ def test_nodes_are_numbered_in_preorder_as_scikit_learn_does(clf_data):
 
 
 @pytest.mark.parametrize(
-    "kind", ["exact", "float_weights", "regression", "entropy_msl", "subtracted_float", "subtracted_regression"]
+    "kind",
+    [
+        "exact",
+        "float_weights",
+        "regression",
+        "entropy_msl",
+        "subtracted_float",
+        "subtracted_regression",
+        "min_weight_leaf",
+    ],
 )
 def test_branch_parallel_build_is_bit_identical(clf_data, monkeypatch, kind):
     X, y = clf_data
@@ -429,6 +438,9 @@ def test_branch_parallel_build_is_bit_identical(clf_data, monkeypatch, kind):
         target = X[:, 1] * 3 + y
     elif kind == "entropy_msl":
         p = params(criterion="entropy", max_features=3, min_samples_leaf=3)
+    elif kind == "min_weight_leaf":
+        w = np.random.default_rng(3).uniform(0.2, 2.0, y.size)
+        p = params(max_features=X.shape[1], min_weight_fraction_leaf=0.002)
     with dataset(X, target, w) as ds:
         serial = TreeBuilder(p).build(ds, seed=21, sample_counts=counts)
         # Cut levels into tasks as soon as they hold 32 samples: many tasks, many shapes.

@@ -1,0 +1,101 @@
+"""scikit-learn's remaining tree parameters with its semantics: ``min_weight_fraction_leaf``,
+the regression criteria ``"friedman_mse"`` and ``"poisson"``, and ``monotonic_cst``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sklearn.ensemble
+import sklearn.tree
+from estimator_support import ESTIMATORS, FORESTS, assert_same_trees, small, target_for
+from sklearn.datasets import load_diabetes, make_classification
+from sklearn.model_selection import KFold, cross_val_score
+from sklearn.utils._param_validation import InvalidParameterError
+
+from shmforest import (
+    DecisionTreeClassifier,
+    DecisionTreeRegressor,
+    RandomForestClassifier,
+    RandomForestQuantileRegressor,
+    RandomForestRegressor,
+)
+
+pytestmark = pytest.mark.filterwarnings("error::UserWarning")
+
+REGRESSORS = [DecisionTreeRegressor, RandomForestRegressor, RandomForestQuantileRegressor]
+
+
+def leaves(tree):
+    return tree.children_left == -1
+
+
+def trees(model):
+    return [e.tree_ for e in model.estimators_] if hasattr(model, "estimators_") else [model.tree_]
+
+
+def cv_score(model, X, y, scoring=None):
+    return cross_val_score(model, X, y, cv=KFold(5, shuffle=True, random_state=0), scoring=scoring).mean()
+
+
+# --------------------------------------------------------------------------- min_weight_fraction_leaf
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+@pytest.mark.parametrize("fraction", [0.02, 0.2])
+def test_every_leaf_keeps_the_weight_fraction(data, cls, fraction):
+    X, y = data[0], target_for(cls, data)
+    sw = np.random.default_rng(1).uniform(0.2, 3.0, len(y))
+    model = small(cls, min_weight_fraction_leaf=fraction).fit(X, y, sample_weight=sw)
+    plain = small(cls).fit(X, y, sample_weight=sw)
+    for tree, free in zip(trees(model), trees(plain)):
+        # The root's weight is the tree's total: sample weights times bootstrap counts.
+        root = tree.weighted_n_node_samples[0]
+        assert tree.weighted_n_node_samples[leaves(tree)].min() >= fraction * root * (1 - 1e-12)
+        assert free.weighted_n_node_samples[leaves(free)].min() < fraction * root
+        assert 1 < tree.node_count < free.node_count
+
+
+def test_nodes_lighter_than_twice_the_minimum_are_leaves(data):
+    X, y = data[0], data[1]
+    model = small(DecisionTreeClassifier, min_weight_fraction_leaf=0.1).fit(X, y)
+    tree = model.tree_
+    split = ~leaves(tree)
+    assert np.all(tree.weighted_n_node_samples[split] >= 2 * 0.1 * len(y))
+
+
+def test_min_weight_fraction_leaf_grows_the_trees_scikit_learn_grows():
+    # Few distinct values: exact bins, so both search the same thresholds.
+    X, y = load_diabetes(return_X_y=True)
+    X = np.round(X, 2)
+    for fraction in (0.01, 0.05, 0.2):
+        ours = DecisionTreeRegressor(min_weight_fraction_leaf=fraction, executor="serial").fit(X, y)
+        theirs = sklearn.tree.DecisionTreeRegressor(min_weight_fraction_leaf=fraction, random_state=0).fit(X, y)
+        assert ours.tree_.node_count == theirs.tree_.node_count
+        np.testing.assert_allclose(
+            np.sort(ours.tree_.weighted_n_node_samples), np.sort(theirs.tree_.weighted_n_node_samples)
+        )
+
+
+@pytest.mark.parametrize("cls", FORESTS)
+def test_min_weight_fraction_leaf_scores_as_scikit_learn(cls):
+    X, y = make_classification(600, n_features=10, n_informative=5, flip_y=0.05, random_state=2)
+    if cls is RandomForestRegressor:
+        X, y = load_diabetes(return_X_y=True)
+    kw = dict(n_estimators=20, min_weight_fraction_leaf=0.01, random_state=0)
+    ours = cv_score(cls(executor="serial", **kw), X, y)
+    theirs = cv_score(getattr(sklearn.ensemble, cls.__name__)(**kw), X, y)
+    assert ours >= theirs - (0.02 if cls is RandomForestRegressor else 0.01)
+
+
+@pytest.mark.parametrize("executor", ["thread", "process"])
+def test_min_weight_fraction_leaf_is_the_same_on_every_executor(data, executor):
+    X, y = data[0], data[2]
+    serial = small(RandomForestRegressor, min_weight_fraction_leaf=0.03).fit(X, y)
+    other = small(RandomForestRegressor, min_weight_fraction_leaf=0.03, executor=executor, n_jobs=2).fit(X, y)
+    assert_same_trees(serial, other)
+
+
+@pytest.mark.parametrize("value", [-0.1, 0.6])
+def test_min_weight_fraction_leaf_out_of_range_is_rejected(data, value):
+    with pytest.raises(InvalidParameterError, match=r"'min_weight_fraction_leaf' parameter .* range \[0.0, 0.5\]"):
+        small(RandomForestClassifier, min_weight_fraction_leaf=value).fit(data[0], data[1])
