@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 _CLASSIFICATION_CRITERIA = {"criterion": [StrOptions({"gini", "entropy", "log_loss"})]}
-_REGRESSION_CRITERIA = {"criterion": [StrOptions({"squared_error"})]}
+_REGRESSION_CRITERIA = {"criterion": [StrOptions({"squared_error", "friedman_mse"})]}
 
 
 class DecisionTreeClassifier(ClassifierMixin, ClassifierBase, BaseDecisionTree):
@@ -134,8 +134,15 @@ class DecisionTreeClassifier(ClassifierMixin, ClassifierBase, BaseDecisionTree):
 class DecisionTreeRegressor(RegressorMixin, BaseDecisionTree):
     """A decision tree regressor, built branch-parallel on an executor.
 
-    Parameters are those of :class:`DecisionTreeClassifier`, except ``criterion``,
-    which takes "squared_error" only, and ``class_weight``, which classifiers alone take.
+    Parameters are those of :class:`DecisionTreeClassifier`, except ``criterion``
+    and ``class_weight``, which classifiers alone take.
+
+    Parameters
+    ----------
+    criterion : {"squared_error", "friedman_mse"}, default "squared_error"
+        "squared_error" splits where the weighted variance decreases most; "friedman_mse"
+        grows the same trees (scikit-learn 1.9 made it an alias, as both were always
+        equivalent). "absolute_error" is not supported.
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
@@ -289,8 +296,8 @@ class RandomForestRegressor(RegressorMixin, BaseForest):
     """A random forest regressor, built in parallel on an executor.
 
     Parameters are those of :class:`RandomForestClassifier`, except ``criterion``
-    ("squared_error" only), ``max_features`` (default 1.0: every feature) and
-    ``class_weight`` (classifiers only). With
+    (as in :class:`DecisionTreeRegressor`), ``max_features`` (default 1.0: every
+    feature) and ``class_weight`` (classifiers only). With
     ``oob_score`` it sets ``oob_score_`` (R² by default) and ``oob_prediction_``.
     """
 

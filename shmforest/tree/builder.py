@@ -30,7 +30,8 @@ class TreeParams:
     Attributes
     ----------
     criterion : str
-        ``"gini"``, ``"entropy"`` or ``"squared_error"``.
+        ``"gini"``, ``"entropy"``, ``"squared_error"`` or ``"friedman_mse"`` (the same
+        splits as ``"squared_error"``, as in scikit-learn since 1.9).
     max_depth : int or None
     min_samples_split : int
         Distinct samples a node needs to be split (at least 2).
@@ -158,16 +159,18 @@ class TreeBuilder:
         return table_to_tree(ints, floats, n_features)
 
 
-CRITERIA = ("gini", "entropy", "squared_error")
+CRITERIA = ("gini", "entropy", "squared_error", "friedman_mse")
+#: The criteria of regression trees.
+REGRESSION_CRITERIA = ("squared_error", "friedman_mse")
 
 
 def check_criterion(name: str, n_classes: int) -> None:
     """Raise ``ValueError`` for an unknown criterion, or one that does not fit ``n_classes`` (0: regression)."""
     if name not in CRITERIA:
         raise ValueError(f"criterion must be one of {sorted(CRITERIA)}, got {name!r}")
-    if name != "squared_error" and n_classes < 1:
+    if name not in REGRESSION_CRITERIA and n_classes < 1:
         raise ValueError(f"criterion {name!r} is for classification and needs n_classes >= 1, got {n_classes}")
-    if name == "squared_error" and n_classes != 0:
+    if name in REGRESSION_CRITERIA and n_classes != 0:
         raise ValueError(f"criterion {name!r} is for regression and needs n_classes == 0, got {n_classes}")
 
 

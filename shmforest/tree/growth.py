@@ -69,6 +69,15 @@ SMALL_NODE = 48
 
 Table = tuple[np.ndarray, np.ndarray]
 
+#: The kernels' code of each criterion. Friedman's improvement orders splits as the
+#: squared error's decrease does: scikit-learn 1.9 grows the same trees for both.
+CRITERION_CODES = {
+    "gini": K.GINI,
+    "entropy": K.ENTROPY,
+    "squared_error": K.SQUARED_ERROR,
+    "friedman_mse": K.SQUARED_ERROR,
+}
+
 
 # --------------------------------------------------------------------------- inputs
 
@@ -139,7 +148,7 @@ class GrowthSetup:
         ip[K.P_MIN_SPLIT] = params.min_samples_split
         ip[K.P_MIN_LEAF] = params.min_samples_leaf
         ip[K.P_MAX_FEATURES] = params.max_features
-        ip[K.P_CRITERION] = {"gini": K.GINI, "entropy": K.ENTROPY, "squared_error": K.SQUARED_ERROR}[params.criterion]
+        ip[K.P_CRITERION] = CRITERION_CODES[params.criterion]
         # Every node's histogram of every feature, the larger child's by subtraction,
         # pays when a node evaluates at least half of the features; otherwise each
         # node sums only the features it draws.

@@ -3,6 +3,8 @@ the regression criteria ``"friedman_mse"`` and ``"poisson"``, and ``monotonic_cs
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import sklearn.ensemble
@@ -99,3 +101,40 @@ def test_min_weight_fraction_leaf_is_the_same_on_every_executor(data, executor):
 def test_min_weight_fraction_leaf_out_of_range_is_rejected(data, value):
     with pytest.raises(InvalidParameterError, match=r"'min_weight_fraction_leaf' parameter .* range \[0.0, 0.5\]"):
         small(RandomForestClassifier, min_weight_fraction_leaf=value).fit(data[0], data[1])
+
+
+# --------------------------------------------------------------------------- friedman_mse
+
+
+@pytest.mark.parametrize("cls", REGRESSORS)
+def test_friedman_mse_grows_the_squared_error_trees(data, cls):
+    # scikit-learn 1.9 maps "friedman_mse" to "squared_error": both order splits alike.
+    X, y = data[0], data[2]
+    friedman = small(cls, criterion="friedman_mse", max_features=0.5, min_impurity_decrease=0.01).fit(X, y)
+    squared = small(cls, criterion="squared_error", max_features=0.5, min_impurity_decrease=0.01).fit(X, y)
+    assert_same_trees(friedman, squared)
+    assert friedman.get_params()["criterion"] == "friedman_mse"
+
+
+def test_friedman_mse_scores_as_scikit_learn():
+    X, y = load_diabetes(return_X_y=True)
+    ours = cv_score(RandomForestRegressor(30, criterion="friedman_mse", executor="serial", random_state=0), X, y)
+    with pytest.warns(FutureWarning, match="friedman_mse"):
+        sk = sklearn.ensemble.RandomForestRegressor(30, criterion="friedman_mse", random_state=0)
+    assert ours >= cv_score(sk, X, y) - 0.02
+
+
+def test_friedman_mse_exports_as_squared_error(data):
+    X, y = data[0], data[2]
+    model = small(RandomForestRegressor, criterion="friedman_mse").fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sk = model.to_sklearn()
+    assert sk.criterion == "squared_error"
+    np.testing.assert_allclose(sk.predict(X), model.predict(X), rtol=1e-12)
+
+
+@pytest.mark.parametrize("cls", REGRESSORS)
+def test_absolute_error_is_rejected_by_name(data, cls):
+    with pytest.raises(InvalidParameterError, match=r"'criterion' parameter .* Got 'absolute_error'"):
+        small(cls, criterion="absolute_error").fit(data[0], data[2])
