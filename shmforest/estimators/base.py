@@ -25,6 +25,7 @@ from shmforest.estimators.class_weight import resolve_class_weight
 from shmforest.estimators.validation import (
     FOREST_CONSTRAINTS,
     PARAMETER_CONSTRAINTS,
+    check_poisson_targets,
     resolve_max_features,
     resolve_max_samples,
     resolve_min_samples_leaf,
@@ -113,6 +114,8 @@ class TreeModel(BaseEstimator):
 
     def _tree_params(self, targets: Targets) -> TreeParams:
         n_samples, n_features = targets.n_samples, targets.n_features
+        if self.criterion == "poisson" and targets.values is not None:
+            check_poisson_targets(targets.values, forest=isinstance(self, BaseForest))
         leaf = resolve_min_samples_leaf(self.min_samples_leaf, n_samples)
         return TreeParams(
             criterion="entropy" if self.criterion == "log_loss" else self.criterion,

@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 _CLASSIFICATION_CRITERIA = {"criterion": [StrOptions({"gini", "entropy", "log_loss"})]}
-_REGRESSION_CRITERIA = {"criterion": [StrOptions({"squared_error", "friedman_mse"})]}
+_REGRESSION_CRITERIA = {"criterion": [StrOptions({"squared_error", "friedman_mse", "poisson"})]}
 
 
 class DecisionTreeClassifier(ClassifierMixin, ClassifierBase, BaseDecisionTree):
@@ -139,10 +139,12 @@ class DecisionTreeRegressor(RegressorMixin, BaseDecisionTree):
 
     Parameters
     ----------
-    criterion : {"squared_error", "friedman_mse"}, default "squared_error"
+    criterion : {"squared_error", "friedman_mse", "poisson"}, default "squared_error"
         "squared_error" splits where the weighted variance decreases most; "friedman_mse"
         grows the same trees (scikit-learn 1.9 made it an alias, as both were always
-        equivalent). "absolute_error" is not supported.
+        equivalent); "poisson" where the half Poisson deviance decreases most, for
+        non-negative targets (counts, rates) of a positive sum; leaves predict the mean in
+        each case. "absolute_error" is not supported.
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {

@@ -18,6 +18,7 @@ import numpy as np
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 
 __all__ = [
+    "check_poisson_targets",
     "PARAMETER_CONSTRAINTS",
     "FOREST_CONSTRAINTS",
     "encode_classes",
@@ -126,6 +127,15 @@ def resolve_max_samples(value: int | float | None, n_samples: int, bootstrap: bo
             raise ValueError(f"`max_samples` must be <= n_samples={n_samples} but got value {value}")
         return int(value)
     return max(1, round(float(value) * n_samples))
+
+
+def check_poisson_targets(y: np.ndarray, forest: bool) -> None:
+    """The checks scikit-learn makes of a Poisson regressor's ``y``, in its words (a forest's and a tree's)."""
+    if np.any(y < 0):
+        raise ValueError("Some value(s) of y are negative which is not allowed for Poisson regression.")
+    if np.sum(y) <= 0:
+        positive = "strictly positive" if forest else "positive"
+        raise ValueError(f"Sum of y is not {positive} which is necessary for Poisson regression.")
 
 
 def encode_classes(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

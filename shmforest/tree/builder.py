@@ -30,8 +30,9 @@ class TreeParams:
     Attributes
     ----------
     criterion : str
-        ``"gini"``, ``"entropy"``, ``"squared_error"`` or ``"friedman_mse"`` (the same
-        splits as ``"squared_error"``, as in scikit-learn since 1.9).
+        ``"gini"``, ``"entropy"``, ``"squared_error"``, ``"friedman_mse"`` (the same
+        splits as ``"squared_error"``, as in scikit-learn since 1.9) or ``"poisson"``
+        (half Poisson deviance; targets must be non-negative).
     max_depth : int or None
     min_samples_split : int
         Distinct samples a node needs to be split (at least 2).
@@ -159,9 +160,9 @@ class TreeBuilder:
         return table_to_tree(ints, floats, n_features)
 
 
-CRITERIA = ("gini", "entropy", "squared_error", "friedman_mse")
+CRITERIA = ("gini", "entropy", "squared_error", "friedman_mse", "poisson")
 #: The criteria of regression trees.
-REGRESSION_CRITERIA = ("squared_error", "friedman_mse")
+REGRESSION_CRITERIA = ("squared_error", "friedman_mse", "poisson")
 
 
 def check_criterion(name: str, n_classes: int) -> None:

@@ -76,6 +76,7 @@ CRITERION_CODES = {
     "entropy": K.ENTROPY,
     "squared_error": K.SQUARED_ERROR,
     "friedman_mse": K.SQUARED_ERROR,
+    "poisson": K.POISSON,
 }
 
 

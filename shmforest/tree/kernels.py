@@ -38,6 +38,7 @@ from numpy.typing import DTypeLike
 __all__ = [
     "ENTROPY",
     "GINI",
+    "POISSON",
     "P_MAX_DEPTH",
     "SQUARED_ERROR",
     "child_key",
@@ -53,7 +54,8 @@ __all__ = [
     "walk_forest",
 ]
 
-GINI, ENTROPY, SQUARED_ERROR = 0, 1, 2
+# The regression criteria are those from SQUARED_ERROR up.
+GINI, ENTROPY, SQUARED_ERROR, POISSON = 0, 1, 2, 3
 
 # Layout of the int64 parameter array ``ip`` the kernels take.
 P_N_CLASSES, P_MAX_DEPTH, P_MIN_SPLIT, P_MIN_LEAF, P_MAX_FEATURES, P_CRITERION, P_USE_SUB, P_SMALL, P_SUB_MIN = range(9)
@@ -141,7 +143,8 @@ def _weight(stats, regression):
 
 @njit(nogil=True, cache=True)
 def _impurity(stats, crit):
-    if crit == SQUARED_ERROR:
+    """A node's impurity from its stats (Poisson's needs its samples: :func:`_poisson_impurity`)."""
+    if crit >= SQUARED_ERROR:
         mean = stats[1] / stats[0]
         return max(stats[2] / stats[0] - mean * mean, 0.0)
     total = 0.0
@@ -157,6 +160,32 @@ def _impurity(stats, crit):
             p = stats[k] / total
             h -= p * np.log2(p)
     return h
+
+
+@njit(nogil=True, cache=True)
+def _poisson_impurity(idx, start, end, yr, w, stats):
+    """Half the mean Poisson deviance of the samples ``idx[start:end]`` (scikit-learn's ``poisson_loss``).
+
+    Infinite when the node's targets sum to (about) zero: its mean, the leaf's
+    prediction, must be positive.
+    """
+    if stats[1] <= EPSILON:
+        return np.inf
+    mean = stats[1] / stats[0]
+    loss = 0.0
+    for i in range(start, end):
+        s = idx[i]
+        if yr[s] > 0:
+            loss += w[s] * yr[s] * np.log(yr[s] / mean)
+    return loss / stats[0]
+
+
+@njit(nogil=True, cache=True)
+def _children_impurity(idx, start, mid, end, yr, w, lstats, rstats, crit):
+    """The impurities of a split node's two children, the left one's samples ``idx[start:mid]``."""
+    if crit == POISSON:
+        return _poisson_impurity(idx, start, mid, yr, w, lstats), _poisson_impurity(idx, mid, end, yr, w, rstats)
+    return _impurity(lstats, crit), _impurity(rstats, crit)
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -178,6 +207,13 @@ def _proxy(left, total, crit):
         ry = total[1] - left[1]
         # sum_l**2 / w_l + sum_r**2 / w_r
         return left[1] * left[1] * rw + ry * ry * left[0], left[0] * rw
+    if crit == POISSON:
+        rw = total[0] - left[0]
+        ry = total[1] - left[1]
+        # sum_l log(mean_l) + sum_r log(mean_r); a side summing to about 0 cannot predict it.
+        if left[1] <= EPSILON or ry <= EPSILON:
+            return -np.inf, 1.0
+        return left[1] * np.log(left[1] / left[0]) + ry * np.log(ry / rw), 1.0
     wl = 0.0
     wr = 0.0
     sl = 0.0
@@ -446,7 +482,7 @@ def _find_split(
     F = Xb.shape[1]
     m = end - start
     crit = ip[P_CRITERION]
-    regression = crit == SQUARED_ERROR
+    regression = crit >= SQUARED_ERROR
     msl = ip[P_MIN_LEAF]
     mtry = ip[P_MAX_FEATURES]
     small = m < ip[P_SMALL]
@@ -604,9 +640,12 @@ def _split_node(
 ):
     """Record node ``row`` and split it if it can be; return the first right position, or -1 for a leaf."""
     crit = ip[P_CRITERION]
-    regression = crit == SQUARED_ERROR
+    regression = crit >= SQUARED_ERROR
     m = end - start
     weight, impurity = _record(ints, floats, row, stats, m, crit, regression)
+    if crit == POISSON:
+        impurity = _poisson_impurity(idx, start, end, yr, w, stats)
+        floats[row, 2] = impurity
     max_depth = ip[P_MAX_DEPTH]
     if (
         m < ip[P_MIN_SPLIT]
@@ -646,9 +685,8 @@ def _split_node(
     mid = _partition(Xb, idx, tmp, start, end, f, b, yc, yr, w, regression, lstats, rstats)
     wl = _weight(lstats, regression)
     wr = _weight(rstats, regression)
-    gain = (weight / fp[F_ROOT_WEIGHT]) * (
-        impurity - wl / weight * _impurity(lstats, crit) - wr / weight * _impurity(rstats, crit)
-    )
+    il, ir = _children_impurity(idx, start, mid, end, yr, w, lstats, rstats, crit)
+    gain = (weight / fp[F_ROOT_WEIGHT]) * (impurity - wl / weight * il - wr / weight * ir)
     if not gain + EPSILON >= fp[F_MIN_DECREASE]:
         return -1
     ints[row, 2] = f
@@ -670,7 +708,7 @@ def _children_histograms(Xb, idx, start, mid, end, yc, yr, w, offs, nbins, ip, a
     summed and the larger one is the parent's minus it, in place. The rule depends
     on the children's sizes alone, so it is the same wherever the node is split.
     """
-    regression = ip[P_CRITERION] == SQUARED_ERROR
+    regression = ip[P_CRITERION] >= SQUARED_ERROR
     F = Xb.shape[1]
     small = ip[P_SMALL]
     ml = mid - start
@@ -716,7 +754,7 @@ def _setup(Xb, ip, offs, stats):
     """What a growing call derives from its inputs and parameters, and its scratch arrays."""
     F = Xb.shape[1]
     n_stats = stats.shape[0]
-    regression = ip[P_CRITERION] == SQUARED_ERROR
+    regression = ip[P_CRITERION] >= SQUARED_ERROR
     n_out = 1 if regression else n_stats
     n_bins_total = offs[F]
     n_planes = 3 if regression else 1 + n_stats
@@ -1045,10 +1083,11 @@ def grow_best_first(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, key, st
                 nodes[row, 4] = ints[row, 2]
                 n_threshold[row] = floats[row, 0]
                 weight = floats[row, 1]
+                il, ir = _children_impurity(idx, start, mid, end, yr, w, lstats, rstats, crit)
                 n_gain[row] = (weight / fp[F_ROOT_WEIGHT]) * (
                     floats[row, 2]
-                    - _weight(lstats, regression) / weight * _impurity(lstats, crit)
-                    - _weight(rstats, regression) / weight * _impurity(rstats, crit)
+                    - _weight(lstats, regression) / weight * il
+                    - _weight(rstats, regression) / weight * ir
                 )
                 n_lstats[row] = lstats
                 n_rstats[row] = rstats

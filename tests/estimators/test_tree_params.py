@@ -138,3 +138,72 @@ def test_friedman_mse_exports_as_squared_error(data):
 def test_absolute_error_is_rejected_by_name(data, cls):
     with pytest.raises(InvalidParameterError, match=r"'criterion' parameter .* Got 'absolute_error'"):
         small(cls, criterion="absolute_error").fit(data[0], data[2])
+
+
+# --------------------------------------------------------------------------- poisson
+
+
+def poisson_problem(n=1500, seed=0, integer=False):
+    rng = np.random.default_rng(seed)
+    X = rng.integers(0, 20, size=(n, 4)).astype(float) if integer else rng.normal(size=(n, 5))
+    rate = np.exp(0.1 * X[:, 0] - 0.05 * X[:, 1]) if integer else np.exp(0.6 * X[:, 0] - 0.4 * X[:, 1])
+    return X, rng.poisson(rate).astype(float)
+
+
+def test_poisson_grows_the_tree_scikit_learn_grows():
+    # Integer features: exact bins, the same candidate thresholds as scikit-learn's.
+    X, y = poisson_problem(integer=True)
+    ours = DecisionTreeRegressor(criterion="poisson", max_depth=4, executor="serial").fit(X, y).tree_
+    theirs = sklearn.tree.DecisionTreeRegressor(criterion="poisson", max_depth=4, random_state=0).fit(X, y).tree_
+    np.testing.assert_array_equal(ours.feature, theirs.feature)
+    np.testing.assert_allclose(ours.threshold, theirs.threshold)
+    np.testing.assert_allclose(ours.impurity, theirs.impurity, rtol=1e-10)
+    np.testing.assert_allclose(ours.value[:, 0], theirs.value[:, 0, 0], rtol=1e-12)
+    # Not the squared-error tree.
+    squared = DecisionTreeRegressor(max_depth=4, executor="serial").fit(X, y).tree_
+    assert not np.allclose(squared.impurity, ours.impurity)
+
+
+def test_poisson_leaves_predict_positive_means():
+    X, y = poisson_problem(n=600)
+    tree = DecisionTreeRegressor(criterion="poisson", executor="serial").fit(X, y).tree_
+    assert np.all(tree.value[leaves(tree), 0] > 0)
+    assert np.all(np.isfinite(tree.impurity)) and np.all(tree.impurity >= 0)
+
+
+@pytest.mark.parametrize("cls", [DecisionTreeRegressor, RandomForestRegressor])
+def test_poisson_deviance_near_scikit_learns(cls):
+    from sklearn.metrics import mean_poisson_deviance
+
+    X, y = poisson_problem()
+    X_test, y_test = poisson_problem(seed=1)
+    kw = dict(criterion="poisson", min_samples_leaf=10, random_state=0)
+    if cls is RandomForestRegressor:
+        kw["n_estimators"] = 30
+    ours = mean_poisson_deviance(y_test, cls(executor="serial", **kw).fit(X, y).predict(X_test))
+    theirs = mean_poisson_deviance(
+        y_test,
+        getattr(sklearn.tree if cls is DecisionTreeRegressor else sklearn.ensemble, cls.__name__)(**kw)
+        .fit(X, y)
+        .predict(X_test),
+    )
+    assert ours <= theirs * 1.03
+
+
+@pytest.mark.parametrize("executor", ["thread", "process"])
+def test_poisson_is_the_same_on_every_executor(executor):
+    X, y = poisson_problem(n=600)
+    serial = small(RandomForestRegressor, criterion="poisson").fit(X, y)
+    other = small(RandomForestRegressor, criterion="poisson", executor=executor, n_jobs=2).fit(X, y)
+    assert_same_trees(serial, other)
+
+
+@pytest.mark.parametrize("cls", REGRESSORS)
+def test_poisson_rejects_negative_targets_and_a_zero_sum(cls):
+    X, y = poisson_problem(n=100)
+    with pytest.raises(ValueError, match="Some value\\(s\\) of y are negative which is not allowed for Poisson"):
+        small(cls, criterion="poisson").fit(X, y - 1)
+    positive = "not strictly positive" if cls in REGRESSORS[1:] else "not positive"
+    with pytest.raises(ValueError, match=f"Sum of y is {positive} which is necessary for Poisson regression"):
+        small(cls, criterion="poisson").fit(X, np.zeros_like(y))
+    small(cls).fit(X, y - 1)  # other criteria take any target

@@ -419,6 +419,7 @@ def test_nodes_are_numbered_in_preorder_as_scikit_learn_does(clf_data):
         "subtracted_float",
         "subtracted_regression",
         "min_weight_leaf",
+        "poisson",
     ],
 )
 def test_branch_parallel_build_is_bit_identical(clf_data, monkeypatch, kind):
@@ -438,6 +439,9 @@ def test_branch_parallel_build_is_bit_identical(clf_data, monkeypatch, kind):
         target = X[:, 1] * 3 + y
     elif kind == "entropy_msl":
         p = params(criterion="entropy", max_features=3, min_samples_leaf=3)
+    elif kind == "poisson":
+        p = params(criterion="poisson", n_classes=0, max_features=X.shape[1])
+        target = np.abs(X[:, 1]).round() + y
     elif kind == "min_weight_leaf":
         w = np.random.default_rng(3).uniform(0.2, 2.0, y.size)
         p = params(max_features=X.shape[1], min_weight_fraction_leaf=0.002)
