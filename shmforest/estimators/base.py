@@ -30,6 +30,7 @@ from shmforest.estimators.validation import (
     resolve_max_samples,
     resolve_min_samples_leaf,
     resolve_min_samples_split,
+    resolve_monotonic_cst,
     resolve_n_jobs,
 )
 from shmforest.executors.base import in_task
@@ -64,6 +65,7 @@ class TreeModel(BaseEstimator):
     max_leaf_nodes: int | None
     min_impurity_decrease: float
     ccp_alpha: float
+    monotonic_cst: Any
     random_state: Any
     max_bins: int
     executor: Any
@@ -117,6 +119,7 @@ class TreeModel(BaseEstimator):
         if self.criterion == "poisson" and targets.values is not None:
             check_poisson_targets(targets.values, forest=isinstance(self, BaseForest))
         leaf = resolve_min_samples_leaf(self.min_samples_leaf, n_samples)
+        n_classes = len(targets.classes) if is_classifier(self) and targets.classes is not None else 0
         return TreeParams(
             criterion="entropy" if self.criterion == "log_loss" else self.criterion,
             max_depth=self.max_depth,
@@ -125,8 +128,9 @@ class TreeModel(BaseEstimator):
             max_features=resolve_max_features(self.max_features, n_features),
             min_impurity_decrease=float(self.min_impurity_decrease),
             max_leaf_nodes=self.max_leaf_nodes,
-            n_classes=len(targets.classes) if is_classifier(self) and targets.classes is not None else 0,
+            n_classes=n_classes,
             min_weight_fraction_leaf=float(self.min_weight_fraction_leaf),
+            monotonic_cst=resolve_monotonic_cst(self.monotonic_cst, n_features, n_classes),
         )
 
     def _fit_options(self, targets: Targets, bootstrap: bool = False) -> FitOptions:
@@ -333,6 +337,7 @@ class BaseForest(TreeModel):
             max_leaf_nodes=self.max_leaf_nodes,
             min_impurity_decrease=self.min_impurity_decrease,
             ccp_alpha=self.ccp_alpha,
+            monotonic_cst=self.monotonic_cst,
             max_bins=self.max_bins,
         )
 

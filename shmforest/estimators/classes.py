@@ -67,6 +67,12 @@ class DecisionTreeClassifier(ClassifierMixin, ClassifierBase, BaseDecisionTree):
     ccp_alpha : float, default 0.0
         Minimal cost-complexity pruning after growth: the largest subtree whose weakest
         link costs more than ``ccp_alpha`` is kept (scikit-learn's algorithm; 0 prunes nothing).
+    monotonic_cst : array-like of int of shape (n_features,) or None, default None
+        Per feature, 1 (predictions increase with it), -1 (decrease) or 0 (no constraint),
+        as in scikit-learn: for regression and binary classification (the probability of
+        ``classes_[1]``), not multi-class. Each split on a constrained feature keeps its
+        children's values in order and within bounds passed down the tree, and every
+        node's value is clipped to its bounds.
     max_bins : int, default 256
         Quantile bins per feature (2 to 256); exact when a feature has fewer values.
     executor : str or Executor, default "thread"
@@ -107,6 +113,7 @@ class DecisionTreeClassifier(ClassifierMixin, ClassifierBase, BaseDecisionTree):
         min_impurity_decrease: float = 0.0,
         class_weight: dict[Any, float] | list[dict[Any, float]] | str | None = None,
         ccp_alpha: float = 0.0,
+        monotonic_cst: ArrayLike | None = None,
         max_bins: int = 256,
         executor: str | Executor = DEFAULT_EXECUTOR,
         n_jobs: int | None = None,
@@ -122,6 +129,7 @@ class DecisionTreeClassifier(ClassifierMixin, ClassifierBase, BaseDecisionTree):
         self.min_impurity_decrease = min_impurity_decrease
         self.class_weight = class_weight
         self.ccp_alpha = ccp_alpha
+        self.monotonic_cst = monotonic_cst
         self.max_bins = max_bins
         self.executor = executor
         self.n_jobs = n_jobs
@@ -165,6 +173,7 @@ class DecisionTreeRegressor(RegressorMixin, BaseDecisionTree):
         max_leaf_nodes: int | None = None,
         min_impurity_decrease: float = 0.0,
         ccp_alpha: float = 0.0,
+        monotonic_cst: ArrayLike | None = None,
         max_bins: int = 256,
         executor: str | Executor = DEFAULT_EXECUTOR,
         n_jobs: int | None = None,
@@ -179,6 +188,7 @@ class DecisionTreeRegressor(RegressorMixin, BaseDecisionTree):
         self.max_leaf_nodes = max_leaf_nodes
         self.min_impurity_decrease = min_impurity_decrease
         self.ccp_alpha = ccp_alpha
+        self.monotonic_cst = monotonic_cst
         self.max_bins = max_bins
         self.executor = executor
         self.n_jobs = n_jobs
@@ -196,7 +206,7 @@ class RandomForestClassifier(ClassifierMixin, ClassifierBase, BaseForest):
     n_estimators : int, default 100
         Number of trees.
     criterion, max_depth, min_samples_split, min_samples_leaf, min_weight_fraction_leaf, max_leaf_nodes
-    min_impurity_decrease, ccp_alpha
+    min_impurity_decrease, ccp_alpha, monotonic_cst
         As in :class:`DecisionTreeClassifier`; each tree is pruned in the task that grew it.
     max_features : {"sqrt", "log2"}, int, float or None, default "sqrt"
         Features drawn as candidates at each node.
@@ -264,6 +274,7 @@ class RandomForestClassifier(ClassifierMixin, ClassifierBase, BaseForest):
         warm_start: bool = False,
         class_weight: dict[Any, float] | list[dict[Any, float]] | str | None = None,
         ccp_alpha: float = 0.0,
+        monotonic_cst: ArrayLike | None = None,
         max_samples: int | float | None = None,
         max_bins: int = 256,
         executor: str | Executor = DEFAULT_EXECUTOR,
@@ -285,6 +296,7 @@ class RandomForestClassifier(ClassifierMixin, ClassifierBase, BaseForest):
         self.verbose = verbose
         self.warm_start = warm_start
         self.ccp_alpha = ccp_alpha
+        self.monotonic_cst = monotonic_cst
         self.max_samples = max_samples
         self.max_bins = max_bins
         self.executor = executor
@@ -328,6 +340,7 @@ class RandomForestRegressor(RegressorMixin, BaseForest):
         verbose: int = 0,
         warm_start: bool = False,
         ccp_alpha: float = 0.0,
+        monotonic_cst: ArrayLike | None = None,
         max_samples: int | float | None = None,
         max_bins: int = 256,
         executor: str | Executor = DEFAULT_EXECUTOR,
@@ -348,6 +361,7 @@ class RandomForestRegressor(RegressorMixin, BaseForest):
         self.verbose = verbose
         self.warm_start = warm_start
         self.ccp_alpha = ccp_alpha
+        self.monotonic_cst = monotonic_cst
         self.max_samples = max_samples
         self.max_bins = max_bins
         self.executor = executor

@@ -38,7 +38,7 @@ class RandomForestQuantileRegressor(RandomForestRegressor):
         What :meth:`predict` returns when it is given no ``quantiles``; ``None`` is "mean".
     criterion, max_depth, min_samples_split, min_samples_leaf, min_weight_fraction_leaf, max_features, max_leaf_nodes
     min_impurity_decrease, bootstrap, oob_score, n_jobs, random_state, verbose, warm_start
-    ccp_alpha, max_samples, max_bins, executor
+    ccp_alpha, max_samples, monotonic_cst, max_bins, executor
         As in :class:`~shmforest.RandomForestRegressor`.
 
     Attributes
@@ -87,6 +87,7 @@ class RandomForestQuantileRegressor(RandomForestRegressor):
         verbose: int = 0,
         warm_start: bool = False,
         ccp_alpha: float = 0.0,
+        monotonic_cst: ArrayLike | None = None,
         max_samples: int | float | None = None,
         max_bins: int = 256,
         executor: str | Executor = DEFAULT_EXECUTOR,
@@ -108,6 +109,7 @@ class RandomForestQuantileRegressor(RandomForestRegressor):
             verbose=verbose,
             warm_start=warm_start,
             ccp_alpha=ccp_alpha,
+            monotonic_cst=monotonic_cst,
             max_samples=max_samples,
             max_bins=max_bins,
             executor=executor,

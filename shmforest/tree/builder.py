@@ -49,6 +49,10 @@ class TreeParams:
         Number of classes; 0 for regression.
     min_weight_fraction_leaf : float
         Each leaf must keep at least this fraction of the tree's total weight (in [0, 0.5]).
+    monotonic_cst : tuple of int or None
+        Per feature, 1 (increasing), -1 (decreasing) or 0 (free): the constraint on
+        the regression value or, for a binary classifier, on the second class's
+        probability. Regression and binary classification only.
     """
 
     criterion: str
@@ -60,6 +64,7 @@ class TreeParams:
     max_leaf_nodes: int | None
     n_classes: int
     min_weight_fraction_leaf: float = 0.0
+    monotonic_cst: tuple[int, ...] | None = None
 
     def validate(self, n_features: int) -> None:
         """Raise ``ValueError`` naming the first parameter out of range."""
@@ -76,6 +81,14 @@ class TreeParams:
             raise ValueError(f"min_impurity_decrease must be >= 0, got {self.min_impurity_decrease}")
         if not 0.0 <= self.min_weight_fraction_leaf <= 0.5:
             raise ValueError(f"min_weight_fraction_leaf must be in [0, 0.5], got {self.min_weight_fraction_leaf}")
+        if self.monotonic_cst is not None:
+            if len(self.monotonic_cst) != n_features or not set(self.monotonic_cst) <= {-1, 0, 1}:
+                raise ValueError(
+                    f"monotonic_cst must hold -1, 0 or 1 for each of the {n_features} features, "
+                    f"got {self.monotonic_cst}"
+                )
+            if self.n_classes > 2:
+                raise ValueError("Monotonicity constraints are not supported with multiclass classification")
         if self.max_leaf_nodes is not None and self.max_leaf_nodes < 2:
             raise ValueError(f"max_leaf_nodes must be None or >= 2, got {self.max_leaf_nodes}")
 

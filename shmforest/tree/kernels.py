@@ -59,6 +59,9 @@ GINI, ENTROPY, SQUARED_ERROR, POISSON = 0, 1, 2, 3
 
 # Layout of the int64 parameter array ``ip`` the kernels take.
 P_N_CLASSES, P_MAX_DEPTH, P_MIN_SPLIT, P_MIN_LEAF, P_MAX_FEATURES, P_CRITERION, P_USE_SUB, P_SMALL, P_SUB_MIN = range(9)
+# Where in ``ip`` the per-feature monotonic constraints start (0: none). They bound the
+# regression value, or the first class's fraction (scikit-learn's signs, flipped).
+P_MONOTONIC = 9
 # ...and of the float64 one ``fp``.
 F_MIN_DECREASE, F_ROOT_WEIGHT, F_MIN_WEIGHT_LEAF = range(3)
 
@@ -244,8 +247,10 @@ def _better(num, den, best_num, best_den):
 
 
 @njit(nogil=True, cache=True)
-def _admissible(left, total, crit, mwl):
-    """Whether both sides of a boundary weigh at least ``mwl`` (``min_weight_leaf``)."""
+def _admissible(left, total, crit, mwl, cst, lo, hi):
+    """Whether both sides of a boundary weigh at least ``mwl`` (``min_weight_leaf``) and,
+    on a feature of monotonic constraint ``cst``, keep their values within the node's
+    bounds ``[lo, hi]`` and in the constraint's order (scikit-learn's ``check_monotonicity``)."""
     if crit >= SQUARED_ERROR:
         wl = left[0]
         wr = total[0] - left[0]
@@ -255,18 +260,26 @@ def _admissible(left, total, crit, mwl):
         for k in range(left.shape[0]):
             wl += left[k]
             wr += total[k] - left[k]
-    return wl >= mwl and wr >= mwl
+    if wl < mwl or wr < mwl:
+        return False
+    if cst == 0:
+        return True
+    # The regression mean, or the first class's fraction.
+    p = 1 if crit >= SQUARED_ERROR else 0
+    vl = left[p] / wl
+    vr = (total[p] - left[p]) / wr
+    return vl >= lo and vr >= lo and vl <= hi and vr <= hi and (vl - vr) * cst <= 0
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _candidate(left, total, crit, n_left, m, msl, best, best_den, mwl):
+def _candidate(left, total, crit, n_left, m, msl, best, best_den, check, mwl, cst, lo, hi):
     """Score the boundary leaving ``n_left`` of ``m`` samples on the left: (better, best, best_den).
 
-    ``mwl``: the least weight a side may keep; the test costs a call only when it is positive.
+    With ``check`` (a minimum weight or a monotonic constraint), :func:`_admissible` must pass.
     """
     if n_left < msl or m - n_left < msl:
         return False, best, best_den
-    if mwl > 0.0 and not _admissible(left, total, crit, mwl):
+    if check and not _admissible(left, total, crit, mwl, cst, lo, hi):
         return False, best, best_den
     num, den = _proxy(left, total, crit)
     if _better(num, den, best, best_den):
@@ -308,7 +321,7 @@ def _histogram(hist, Xb, idx, start, end, feats, n_feats, yc, yr, w, offs, nbins
 
 
 @njit(nogil=True, cache=True)
-def _scan_histogram(hist, f, offs, nbins, m, total, msl, crit, left, mwl):
+def _scan_histogram(hist, f, offs, nbins, m, total, msl, crit, left, check, mwl, cst, lo, hi):
     """Best boundary of feature ``f`` in ``hist``: (score num, den, bin, next_bin, non-constant).
 
     One cumulative pass over the feature's bins; only boundaries right after a
@@ -333,7 +346,7 @@ def _scan_histogram(hist, f, offs, nbins, m, total, msl, crit, left, mwl):
             break
         for p in range(1, P):
             left[p - 1] += hist[o + b, p]
-        better, best, best_den = _candidate(left, total, crit, n_left, m, msl, best, best_den, mwl)
+        better, best, best_den = _candidate(left, total, crit, n_left, m, msl, best, best_den, check, mwl, cst, lo, hi)
         if better:
             best_bin = b
     next_bin = -1
@@ -358,7 +371,9 @@ def _gather_small(idx, start, end, yc, yr, w, regression, lw, lc):
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _scan_sorted(Xb, idx, start, end, f, lw, lc, total, msl, crit, regression, keys, spare, left, mwl):
+def _scan_sorted(
+    Xb, idx, start, end, f, lw, lc, total, msl, crit, regression, keys, spare, left, check, mwl, cst, lo, hi
+):
     """Best boundary of feature ``f`` for a small node: its codes sorted, every change scored.
 
     Sort keys pack ``code << 8 | position`` (a small node has under 256 samples),
@@ -395,7 +410,7 @@ def _scan_sorted(Xb, idx, start, end, f, lw, lc, total, msl, crit, regression, k
         nc = keys[i + 1] >> 8
         if c == nc:
             continue
-        better, best, best_den = _candidate(left, total, crit, i + 1, m, msl, best, best_den, mwl)
+        better, best, best_den = _candidate(left, total, crit, i + 1, m, msl, best, best_den, check, mwl, cst, lo, hi)
         if better:
             best_bin = c
             next_bin = nc
@@ -470,6 +485,8 @@ def _find_split(
     lc,
     left,
     mwl,
+    lo,
+    hi,
 ):
     """Best split of a node among its drawn features: (feature, bin, next_bin), feature -1 if none.
 
@@ -485,6 +502,7 @@ def _find_split(
     regression = crit >= SQUARED_ERROR
     msl = ip[P_MIN_LEAF]
     mtry = ip[P_MAX_FEATURES]
+    mono = ip[P_MONOTONIC]
     small = m < ip[P_SMALL]
     # The split-search totals: class weights, or (w, wy).
     total = stats[:2] if regression else stats
@@ -517,6 +535,8 @@ def _find_split(
             batch_hist = True
         for j in range(want):
             f = feats[j]
+            cst = ip[mono + f] if mono > 0 else 0
+            check = mwl > 0.0 or cst != 0
             if small:
                 score, den, b, nb, nonconstant = _scan_sorted(
                     Xb,
@@ -533,14 +553,20 @@ def _find_split(
                     keys,
                     keys[keys.shape[0] // 2 :],
                     left,
+                    check,
                     mwl,
+                    cst,
+                    lo,
+                    hi,
                 )
             elif batch_hist:
                 score, den, b, nb, nonconstant = _scan_histogram(
-                    scratch_hist, f, offs, nbins, m, total, msl, crit, left, mwl
+                    scratch_hist, f, offs, nbins, m, total, msl, crit, left, check, mwl, cst, lo, hi
                 )
             else:
-                score, den, b, nb, nonconstant = _scan_histogram(hist, f, offs, nbins, m, total, msl, crit, left, mwl)
+                score, den, b, nb, nonconstant = _scan_histogram(
+                    hist, f, offs, nbins, m, total, msl, crit, left, check, mwl, cst, lo, hi
+                )
             if nonconstant:
                 found += 1
             if _better(score, den, best, best_den):  # ties keep the feature drawn first
@@ -637,8 +663,14 @@ def _split_node(
     row,
     lstats,
     rstats,
+    bounds,
+    cbounds,
 ):
-    """Record node ``row`` and split it if it can be; return the first right position, or -1 for a leaf."""
+    """Record node ``row`` and split it if it can be; return the first right position, or -1 for a leaf.
+
+    ``bounds``: the (lower, upper) bounds of the node's value under monotonic
+    constraints; a split writes its children's in ``cbounds`` (left, right).
+    """
     crit = ip[P_CRITERION]
     regression = crit >= SQUARED_ERROR
     m = end - start
@@ -646,6 +678,8 @@ def _split_node(
     if crit == POISSON:
         impurity = _poisson_impurity(idx, start, end, yr, w, stats)
         floats[row, 2] = impurity
+    if ip[P_MONOTONIC] > 0:
+        _clip_value(floats, row, bounds[0], bounds[1], regression)
     max_depth = ip[P_MAX_DEPTH]
     if (
         m < ip[P_MIN_SPLIT]
@@ -679,6 +713,8 @@ def _split_node(
         lc,
         left,
         fp[F_MIN_WEIGHT_LEAF],
+        bounds[0],
+        bounds[1],
     )
     if f < 0:
         return -1
@@ -695,7 +731,39 @@ def _split_node(
     lo = thresholds[f, b]
     hi = thresholds[f, nb - 1]
     floats[row, 0] = min(max(0.5 * lo + 0.5 * hi, lo), hi)
+    mono = ip[P_MONOTONIC]
+    _children_bounds(ip[mono + f] if mono > 0 else 0, bounds, lstats, rstats, regression, cbounds)
     return mid
+
+
+@njit(nogil=True, cache=True)
+def _clip_value(floats, row, lower, upper, regression):
+    """Clip node ``row``'s value (a binary classifier's first fraction) into its bounds, as scikit-learn does."""
+    v = floats[row, 3]
+    if v < lower:
+        v = lower
+    elif v > upper:
+        v = upper
+    floats[row, 3] = v
+    if not regression and floats.shape[1] > 4:
+        floats[row, 4] = 1.0 - v
+
+
+@njit(nogil=True, cache=True)
+def _children_bounds(cst, bounds, lstats, rstats, regression, cbounds):
+    """The children's bounds: the parent's, cut at the middle of their values on a constrained feature."""
+    cbounds[0] = bounds
+    cbounds[1] = bounds
+    if cst == 0:
+        return
+    p = 1 if regression else 0
+    middle = lstats[p] / (2.0 * _weight(lstats, regression)) + rstats[p] / (2.0 * _weight(rstats, regression))
+    if cst > 0:
+        cbounds[0, 1] = middle
+        cbounds[1, 0] = middle
+    else:
+        cbounds[0, 0] = middle
+        cbounds[1, 1] = middle
 
 
 @njit(nogil=True, cache=True)
@@ -775,11 +843,12 @@ def _setup(Xb, ip, offs, stats):
 
 
 @njit(nogil=True, cache=True)
-def grow(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, key, depth, stats, hist):
+def grow(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, key, depth, stats, hist, bounds):
     """Grow the subtree of the node whose samples are ``idx`` (ascending; permuted in place).
 
     ``hist`` is the node's histogram when it has one (a tree that subtracts
-    histograms, a node of at least ``small`` samples), else an array of 0 rows.
+    histograms, a node of at least ``small`` samples), else an array of 0 rows;
+    ``bounds`` its value's (lower, upper) bounds under monotonic constraints.
     Returns the node table ``(ints, floats)`` in preorder, the node first.
     """
     n = idx.shape[0]
@@ -794,6 +863,8 @@ def grow(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, key, depth, stats,
     st = np.empty((scap, 5), np.int64)  # start, end, depth, parent row, histogram slot
     s_key = np.empty(scap, np.uint64)
     s_stats = np.empty((scap, n_stats))
+    s_bounds = np.empty((scap, 2))
+    cbounds = np.empty((2, 2))
     # Histograms of open nodes, in slots.
     hcap = 4 if use_sub else 0
     hists = np.empty((hcap, n_bins_total, n_planes))
@@ -807,6 +878,7 @@ def grow(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, key, depth, stats,
     st[0, 3] = -1
     st[0, 4] = -1
     s_stats[0] = stats
+    s_bounds[0] = bounds
     if use_sub and n >= ip[P_SMALL]:
         st[0, 4] = 0
         n_slots = 1
@@ -866,6 +938,8 @@ def grow(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, key, depth, stats,
             row,
             lstats,
             rstats,
+            s_bounds[top],
+            cbounds,
         )
         if mid < 0:
             if slot >= 0:
@@ -905,6 +979,7 @@ def grow(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, key, depth, stats,
             st = _grow_rows(st, size)
             s_key = _grow_1d(s_key, size)
             s_stats = _grow_rows(s_stats, size)
+            s_bounds = _grow_rows(s_bounds, size)
         # Right first, so that the left child is popped next.
         for side in (1, 0):
             st[top, 0] = mid if side else start
@@ -914,17 +989,19 @@ def grow(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, key, depth, stats,
             st[top, 3] = row
             st[top, 4] = slot_r if side else slot_l
             s_stats[top] = rstats if side else lstats
+            s_bounds[top] = cbounds[side]
             top += 1
     return ints[:count].copy(), floats[:count].copy()
 
 
 @njit(nogil=True, cache=True)
-def split_node(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, key, depth, stats, hist):
+def split_node(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, key, depth, stats, hist, bounds):
     """Record one node and split it: what the branch-parallel driver calls at the top of a tree.
 
-    Returns ``(ints, floats, mid, left_stats, right_stats, left_hist, right_hist)``:
+    Returns ``(ints, floats, mid, left_stats, right_stats, left_hist, right_hist, children_bounds)``:
     the node's one-row table, where its samples ``idx`` (permuted in place) are cut
-    (-1 for a leaf), and the children's stats and histograms (0 rows: none).
+    (-1 for a leaf), the children's stats and histograms (0 rows: none) and their
+    bounds (rows left, right).
     """
     n = idx.shape[0]
     F, n_stats, regression, n_out, use_sub, n_bins_total, n_planes, all_feats, scratch = _setup(Xb, ip, offs, stats)
@@ -933,6 +1010,8 @@ def split_node(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, key, depth, 
     floats = np.empty((1, 3 + n_out))
     lstats = np.empty(n_stats)
     rstats = np.empty(n_stats)
+    cbounds = np.empty((2, 2))
+    cbounds[:] = bounds
     has = use_sub and n >= ip[P_SMALL]
     node_hist = hist
     if has and hist.shape[0] == 0:
@@ -971,6 +1050,8 @@ def split_node(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, key, depth, 
         np.int64(0),
         lstats,
         rstats,
+        bounds,
+        cbounds,
     )
     hl = np.empty((0, n_planes))
     hr = np.empty((0, n_planes))
@@ -986,7 +1067,7 @@ def split_node(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, key, depth, 
             hl = a
         if has_r:
             hr = b
-    return ints, floats, mid, lstats, rstats, hl, hr
+    return ints, floats, mid, lstats, rstats, hl, hr, cbounds
 
 
 @njit(nogil=True, cache=True)
@@ -1013,6 +1094,7 @@ def grow_best_first(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, key, st
     n_gain = np.empty(cap)
     n_lstats = np.empty((cap, n_stats))
     n_rstats = np.empty((cap, n_stats))
+    n_cbounds = np.empty((cap, 2, 2))  # the children's bounds of each open split
     lstats = np.empty(n_stats)
     rstats = np.empty(n_stats)
     count = np.int64(0)
@@ -1024,6 +1106,9 @@ def grow_best_first(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, key, st
     make_start[0] = 0
     make_end[0] = n
     make_stats[0] = stats
+    make_bounds = np.empty((2, 2))
+    make_bounds[0, 0] = -np.inf
+    make_bounds[0, 1] = np.inf
     n_make = 1
     parent = -1
     leaves = 1
@@ -1072,6 +1157,8 @@ def grow_best_first(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, key, st
                 row,
                 lstats,
                 rstats,
+                make_bounds[c],
+                n_cbounds[row],
             )
             nodes[row, 0] = start
             nodes[row, 1] = end
@@ -1111,6 +1198,7 @@ def grow_best_first(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, key, st
         make_end[1] = nodes[best, 1]
         make_stats[0] = n_lstats[best]
         make_stats[1] = n_rstats[best]
+        make_bounds[:] = n_cbounds[best]
         n_make = 2
         parent = best
         leaves += 1

@@ -207,3 +207,132 @@ def test_poisson_rejects_negative_targets_and_a_zero_sum(cls):
     with pytest.raises(ValueError, match=f"Sum of y is {positive} which is necessary for Poisson regression"):
         small(cls, criterion="poisson").fit(X, np.zeros_like(y))
     small(cls).fit(X, y - 1)  # other criteria take any target
+
+
+# --------------------------------------------------------------------------- monotonic_cst
+
+
+def monotonic_problem(n=1000, seed=0, integer=False):
+    """A target that rises with feature 0 but wiggles (so a free tree is not monotonic), falls with feature 1."""
+    rng = np.random.default_rng(seed)
+    X = rng.integers(0, 30, size=(n, 3)) / 10 if integer else rng.normal(size=(n, 3))
+    score = X[:, 0] + np.sin(4 * X[:, 0]) - 0.5 * X[:, 1] + 0.3 * rng.normal(size=n)
+    return X, score, (score > np.median(score)).astype(int)
+
+
+def grid_values(model, feature, n_rows=15, n_steps=60):
+    """Predictions along ``feature`` (other features held at random values): rows of steps."""
+    rng = np.random.default_rng(5)
+    grid = np.repeat(rng.normal(size=(n_rows, 3)), n_steps, axis=0)
+    grid[:, feature] = np.tile(np.linspace(-3, 3, n_steps), n_rows)
+    if hasattr(model, "predict_proba"):
+        out = model.predict_proba(grid)[:, 1]
+    elif isinstance(model, RandomForestQuantileRegressor):
+        out = model.predict(grid, quantiles="mean")
+    else:
+        out = model.predict(grid)
+    return out.reshape(n_rows, n_steps)
+
+
+MONOTONIC_CASES = [
+    DecisionTreeRegressor,
+    RandomForestRegressor,
+    RandomForestQuantileRegressor,
+    DecisionTreeClassifier,
+    RandomForestClassifier,
+]
+
+
+@pytest.mark.parametrize("cls", MONOTONIC_CASES)
+@pytest.mark.parametrize("max_leaf_nodes", [None, 16])
+def test_predictions_are_monotonic_along_constrained_features(cls, max_leaf_nodes):
+    X, score, labels = monotonic_problem()
+    y = labels if "Classifier" in cls.__name__ else score
+    model = small(cls, monotonic_cst=[1, -1, 0], max_leaf_nodes=max_leaf_nodes).fit(X, y)
+    assert np.all(np.diff(grid_values(model, 0), axis=1) >= 0)
+    assert np.all(np.diff(grid_values(model, 1), axis=1) <= 0)
+    flipped = small(cls, monotonic_cst=[-1, 1, 0], max_leaf_nodes=max_leaf_nodes).fit(X, y)
+    assert np.all(np.diff(grid_values(flipped, 0), axis=1) <= 0)
+    assert np.all(np.diff(grid_values(flipped, 1), axis=1) >= 0)
+    # Without constraints the wiggle shows: the checks above can fail.
+    free = small(cls, max_leaf_nodes=max_leaf_nodes).fit(X, y)
+    assert np.any(np.diff(grid_values(free, 0), axis=1) < 0)
+
+
+@pytest.mark.parametrize("cls", [DecisionTreeRegressor, DecisionTreeClassifier])
+@pytest.mark.parametrize("cst", [[1, -1, 0], [-1, 1, 0]])
+def test_monotonic_trees_are_scikit_learns(cls, cst):
+    # Few distinct values: exact bins, the thresholds scikit-learn searches. Deeper
+    # down, splits tie on a few samples and the two break ties by rounding.
+    X, score, labels = monotonic_problem(integer=True)
+    y = labels if cls is DecisionTreeClassifier else score
+    ours = cls(monotonic_cst=cst, max_depth=4, executor="serial").fit(X, y).tree_
+    theirs = getattr(sklearn.tree, cls.__name__)(monotonic_cst=cst, max_depth=4, random_state=0).fit(X, y).tree_
+    np.testing.assert_array_equal(ours.feature, theirs.feature)
+    np.testing.assert_allclose(ours.threshold, theirs.threshold)
+    np.testing.assert_allclose(ours.value, theirs.value.reshape(ours.value.shape), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("cls", FORESTS)
+def test_monotonic_forests_score_as_scikit_learn(cls):
+    X, score, labels = monotonic_problem(n=800, seed=3)
+    y = labels if cls is RandomForestClassifier else score
+    kw = dict(n_estimators=20, monotonic_cst=[1, -1, 0], random_state=0)
+    ours = cv_score(cls(executor="serial", **kw), X, y)
+    theirs = cv_score(getattr(sklearn.ensemble, cls.__name__)(**kw), X, y)
+    assert ours >= theirs - (0.01 if cls is RandomForestClassifier else 0.02)
+
+
+@pytest.mark.parametrize("executor", ["thread", "process"])
+@pytest.mark.parametrize("cls", FORESTS)
+def test_monotonic_forests_are_the_same_on_every_executor(cls, executor):
+    X, score, labels = monotonic_problem(n=600)
+    y = labels if cls is RandomForestClassifier else score
+    serial = small(cls, monotonic_cst=[1, 0, -1], max_features=None).fit(X, y)
+    other = small(cls, monotonic_cst=[1, 0, -1], max_features=None, executor=executor, n_jobs=2).fit(X, y)
+    assert_same_trees(serial, other)
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+@pytest.mark.parametrize(
+    "cst, message",
+    [
+        ([1, 0], r"monotonic_cst has shape 2 but the input data X has 6 features"),
+        ([1, 0, 0, 0, 0, 2], r"monotonic_cst must be None or an array-like of -1, 0 or 1, but got \[0 1 2\]"),
+        ("increasing", r"'monotonic_cst' parameter .* must be an array-like or None"),
+    ],
+)
+def test_bad_monotonic_cst_is_rejected(data, cls, cst, message):
+    with pytest.raises(ValueError, match=message):
+        small(cls, monotonic_cst=cst).fit(data[0], target_for(cls, data))
+
+
+@pytest.mark.parametrize("cls", [DecisionTreeClassifier, RandomForestClassifier])
+def test_monotonic_cst_on_a_multiclass_problem_is_rejected(data, cls):
+    X, y = data[0], np.digitize(data[2], [-0.5, 0.5])
+    with pytest.raises(ValueError, match="Monotonicity constraints are not supported with multiclass classification"):
+        small(cls, monotonic_cst=[1, 0, 0, 0, 0, 0]).fit(X, y)
+    small(cls, monotonic_cst=[1, 0, 0, 0, 0, 0]).fit(X, y > 0)  # binary is fine
+
+
+# --------------------------------------------------------------------------- export
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS + [RandomForestQuantileRegressor])
+def test_to_sklearn_carries_the_new_parameters(data, cls):
+    X, y = data[0], target_for(cls, data)
+    kw = dict(min_weight_fraction_leaf=0.01, monotonic_cst=[1, -1, 0, 0, 0, 0])
+    if "Classifier" not in cls.__name__:
+        kw["criterion"] = "poisson"
+        y = np.exp(y)
+    model = small(cls, **kw).fit(X, y)
+    sk = model.to_sklearn()
+    for name, value in kw.items():
+        assert sk.get_params()[name] == value
+    theirs = sk.predict_proba(X) if hasattr(sk, "predict_proba") else sk.predict(X)
+    ours = (
+        model.predict_proba(X)
+        if hasattr(model, "predict_proba")
+        else model.predict(X, **({"quantiles": "mean"} if cls is RandomForestQuantileRegressor else {}))
+    )
+    np.testing.assert_allclose(theirs, ours, rtol=1e-12, atol=1e-12)

@@ -420,6 +420,8 @@ def test_nodes_are_numbered_in_preorder_as_scikit_learn_does(clf_data):
         "subtracted_regression",
         "min_weight_leaf",
         "poisson",
+        "monotonic",
+        "monotonic_binary",
     ],
 )
 def test_branch_parallel_build_is_bit_identical(clf_data, monkeypatch, kind):
@@ -442,6 +444,12 @@ def test_branch_parallel_build_is_bit_identical(clf_data, monkeypatch, kind):
     elif kind == "poisson":
         p = params(criterion="poisson", n_classes=0, max_features=X.shape[1])
         target = np.abs(X[:, 1]).round() + y
+    elif kind == "monotonic":
+        # Bounds passed down the tree must travel with the nodes handed on.
+        p = params(criterion="squared_error", n_classes=0, max_features=3, monotonic_cst=(1, -1, 0, 0, 0, 0, 1, 0))
+        target = X[:, 1] * 3 + y
+    elif kind == "monotonic_binary":
+        p = params(max_features=X.shape[1], monotonic_cst=(1, 0, 0, -1, 0, 0, 0, 1))
     elif kind == "min_weight_leaf":
         w = np.random.default_rng(3).uniform(0.2, 2.0, y.size)
         p = params(max_features=X.shape[1], min_weight_fraction_leaf=0.002)
