@@ -183,7 +183,7 @@ def _poisson_impurity(idx, start, end, yr, w, stats):
     return loss / stats[0]
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, inline="always")
 def _children_impurity(idx, start, mid, end, yr, w, lstats, rstats, crit):
     """The impurities of a split node's two children, the left one's samples ``idx[start:mid]``."""
     if crit == POISSON:
@@ -210,13 +210,6 @@ def _proxy(left, total, crit):
         ry = total[1] - left[1]
         # sum_l**2 / w_l + sum_r**2 / w_r
         return left[1] * left[1] * rw + ry * ry * left[0], left[0] * rw
-    if crit == POISSON:
-        rw = total[0] - left[0]
-        ry = total[1] - left[1]
-        # sum_l log(mean_l) + sum_r log(mean_r); a side summing to about 0 cannot predict it.
-        if left[1] <= EPSILON or ry <= EPSILON:
-            return -np.inf, 1.0
-        return left[1] * np.log(left[1] / left[0]) + ry * np.log(ry / rw), 1.0
     wl = 0.0
     wr = 0.0
     sl = 0.0
@@ -246,7 +239,31 @@ def _better(num, den, best_num, best_den):
     return num * best_den > best_num * den
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=True, inline="always")
+def _candidate(left, total, crit, n_left, m, msl, best, best_den):
+    """Score the boundary leaving ``n_left`` of ``m`` samples on the left: (better, best, best_den)."""
+    if n_left < msl or m - n_left < msl:
+        return False, best, best_den
+    num, den = _proxy(left, total, crit)
+    if _better(num, den, best, best_den):
+        return True, num, den
+    return False, best, best_den
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _poisson_proxy(left, total):
+    """Poisson's score of a split, ``sum_l log(mean_l) + sum_r log(mean_r)`` (over 1), as :func:`_proxy` scores.
+
+    A side whose targets sum to about 0 cannot predict its mean: -inf, never chosen.
+    """
+    rw = total[0] - left[0]
+    ry = total[1] - left[1]
+    if left[1] <= EPSILON or ry <= EPSILON:
+        return -np.inf, 1.0
+    return left[1] * np.log(left[1] / left[0]) + ry * np.log(ry / rw), 1.0
+
+
+@njit(nogil=True, cache=True, inline="always")
 def _admissible(left, total, crit, mwl, cst, lo, hi):
     """Whether both sides of a boundary weigh at least ``mwl`` (``min_weight_leaf``) and,
     on a feature of monotonic constraint ``cst``, keep their values within the node's
@@ -272,16 +289,19 @@ def _admissible(left, total, crit, mwl, cst, lo, hi):
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _candidate(left, total, crit, n_left, m, msl, best, best_den, check, mwl, cst, lo, hi):
-    """Score the boundary leaving ``n_left`` of ``m`` samples on the left: (better, best, best_den).
+def _candidate_checked(left, total, crit, n_left, m, msl, best, best_den, mwl, cst, lo, hi):
+    """:func:`_candidate` for what only some trees ask: Poisson's score, a minimum weight, a monotonic constraint.
 
-    With ``check`` (a minimum weight or a monotonic constraint), :func:`_admissible` must pass.
+    A loop of its own, so that the common one keeps none of their branches.
     """
     if n_left < msl or m - n_left < msl:
         return False, best, best_den
-    if check and not _admissible(left, total, crit, mwl, cst, lo, hi):
+    if not _admissible(left, total, crit, mwl, cst, lo, hi):
         return False, best, best_den
-    num, den = _proxy(left, total, crit)
+    if crit == POISSON:
+        num, den = _poisson_proxy(left, total)
+    else:
+        num, den = _proxy(left, total, crit)
     if _better(num, den, best, best_den):
         return True, num, den
     return False, best, best_den
@@ -321,7 +341,7 @@ def _histogram(hist, Xb, idx, start, end, feats, n_feats, yc, yr, w, offs, nbins
 
 
 @njit(nogil=True, cache=True)
-def _scan_histogram(hist, f, offs, nbins, m, total, msl, crit, left, check, mwl, cst, lo, hi):
+def _scan_histogram(hist, f, offs, nbins, m, total, msl, crit, left):
     """Best boundary of feature ``f`` in ``hist``: (score num, den, bin, next_bin, non-constant).
 
     One cumulative pass over the feature's bins; only boundaries right after a
@@ -346,7 +366,7 @@ def _scan_histogram(hist, f, offs, nbins, m, total, msl, crit, left, check, mwl,
             break
         for p in range(1, P):
             left[p - 1] += hist[o + b, p]
-        better, best, best_den = _candidate(left, total, crit, n_left, m, msl, best, best_den, check, mwl, cst, lo, hi)
+        better, best, best_den = _candidate(left, total, crit, n_left, m, msl, best, best_den)
         if better:
             best_bin = b
     next_bin = -1
@@ -371,9 +391,7 @@ def _gather_small(idx, start, end, yc, yr, w, regression, lw, lc):
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _scan_sorted(
-    Xb, idx, start, end, f, lw, lc, total, msl, crit, regression, keys, spare, left, check, mwl, cst, lo, hi
-):
+def _scan_sorted(Xb, idx, start, end, f, lw, lc, total, msl, crit, regression, keys, spare, left):
     """Best boundary of feature ``f`` for a small node: its codes sorted, every change scored.
 
     Sort keys pack ``code << 8 | position`` (a small node has under 256 samples),
@@ -410,7 +428,7 @@ def _scan_sorted(
         nc = keys[i + 1] >> 8
         if c == nc:
             continue
-        better, best, best_den = _candidate(left, total, crit, i + 1, m, msl, best, best_den, check, mwl, cst, lo, hi)
+        better, best, best_den = _candidate(left, total, crit, i + 1, m, msl, best, best_den)
         if better:
             best_bin = c
             next_bin = nc
@@ -435,6 +453,72 @@ def _radix_sort(keys, spare, m):
             spare[counts[d]] = keys[i]
             counts[d] += 1
         keys[:m] = spare[:m]
+
+
+@njit(nogil=True, cache=True)
+def _scan_checked(
+    Xb, idx, start, end, f, lw, lc, total, msl, crit, regression, keys, left, small, hist, offs, nbins, mwl, cst, lo, hi
+):
+    """:func:`_scan_sorted` or :func:`_scan_histogram` scoring by :func:`_candidate_checked`: Poisson's
+    score, ``min_weight_leaf`` ``mwl``, monotonic constraint ``cst`` within bounds ``[lo, hi]``.
+
+    Loops of their own, so that the common ones keep none of these branches (which cost
+    a fully grown regression tree about 40% of its fit).
+    """
+    m = end - start
+    left[:] = 0.0
+    best = -np.inf
+    best_den = 1.0
+    best_bin = -1
+    next_bin = -1
+    if small:
+        spare = keys[keys.shape[0] // 2 :]
+        for i in range(m):
+            keys[i] = (np.int32(Xb[idx[start + i], f]) << 8) | i
+        _radix_sort(keys, spare, m)
+        if (keys[0] >> 8) == (keys[m - 1] >> 8):
+            return -np.inf, 1.0, -1, -1, False
+        for i in range(m - 1):
+            li = keys[i] & 255
+            if regression:
+                left[0] += lw[li, 0]
+                left[1] += lw[li, 1]
+            else:
+                left[lc[li]] += lw[li, 0]
+            c = keys[i] >> 8
+            nc = keys[i + 1] >> 8
+            if c == nc:
+                continue
+            better, best, best_den = _candidate_checked(
+                left, total, crit, i + 1, m, msl, best, best_den, mwl, cst, lo, hi
+            )
+            if better:
+                best_bin = c
+                next_bin = nc
+        return best, best_den, best_bin, next_bin, True
+    n_left = 0.0
+    nonempty = 0
+    o = offs[f]
+    P = hist.shape[1]
+    for b in range(nbins[f]):
+        c = hist[o + b, 0]
+        if c == 0.0:
+            continue
+        nonempty += 1
+        n_left += c
+        if n_left >= m:
+            break
+        for p in range(1, P):
+            left[p - 1] += hist[o + b, p]
+        better, best, best_den = _candidate_checked(left, total, crit, n_left, m, msl, best, best_den, mwl, cst, lo, hi)
+        if better:
+            best_bin = b
+    if best_bin >= 0:
+        for b in range(best_bin + 1, nbins[f]):
+            if hist[o + b, 0] != 0.0:
+                next_bin = b
+                break
+    return best, best_den, best_bin, next_bin, nonempty >= 2
 
 
 # --------------------------------------------------------------------------- one node
@@ -503,6 +587,8 @@ def _find_split(
     msl = ip[P_MIN_LEAF]
     mtry = ip[P_MAX_FEATURES]
     mono = ip[P_MONOTONIC]
+    # What only some trees ask is scored in loops of its own (:func:`_scan_checked`).
+    extra = mwl > 0.0 or mono > 0 or crit == POISSON
     small = m < ip[P_SMALL]
     # The split-search totals: class weights, or (w, wy).
     total = stats[:2] if regression else stats
@@ -535,10 +621,8 @@ def _find_split(
             batch_hist = True
         for j in range(want):
             f = feats[j]
-            cst = ip[mono + f] if mono > 0 else 0
-            check = mwl > 0.0 or cst != 0
-            if small:
-                score, den, b, nb, nonconstant = _scan_sorted(
+            if extra:
+                score, den, b, nb, nonconstant = _scan_checked(
                     Xb,
                     idx,
                     start,
@@ -551,22 +635,26 @@ def _find_split(
                     crit,
                     regression,
                     keys,
-                    keys[keys.shape[0] // 2 :],
                     left,
-                    check,
+                    small,
+                    scratch_hist if batch_hist else hist,
+                    offs,
+                    nbins,
                     mwl,
-                    cst,
+                    ip[mono + f] if mono > 0 else 0,
                     lo,
                     hi,
                 )
+            elif small:
+                score, den, b, nb, nonconstant = _scan_sorted(
+                    Xb, idx, start, end, f, lw, lc, total, msl, crit, regression, keys, keys[keys.shape[0] // 2 :], left
+                )
             elif batch_hist:
                 score, den, b, nb, nonconstant = _scan_histogram(
-                    scratch_hist, f, offs, nbins, m, total, msl, crit, left, check, mwl, cst, lo, hi
+                    scratch_hist, f, offs, nbins, m, total, msl, crit, left
                 )
             else:
-                score, den, b, nb, nonconstant = _scan_histogram(
-                    hist, f, offs, nbins, m, total, msl, crit, left, check, mwl, cst, lo, hi
-                )
+                score, den, b, nb, nonconstant = _scan_histogram(hist, f, offs, nbins, m, total, msl, crit, left)
             if nonconstant:
                 found += 1
             if _better(score, den, best, best_den):  # ties keep the feature drawn first
@@ -663,13 +751,15 @@ def _split_node(
     row,
     lstats,
     rstats,
-    bounds,
+    lower,
+    upper,
     cbounds,
 ):
     """Record node ``row`` and split it if it can be; return the first right position, or -1 for a leaf.
 
-    ``bounds``: the (lower, upper) bounds of the node's value under monotonic
-    constraints; a split writes its children's in ``cbounds`` (left, right).
+    ``lower``, ``upper``: the bounds of the node's value under monotonic
+    constraints; a split writes its children's in ``cbounds`` (left, right), where
+    a tree without constraints leaves the caller's unbounded ones.
     """
     crit = ip[P_CRITERION]
     regression = crit >= SQUARED_ERROR
@@ -679,7 +769,7 @@ def _split_node(
         impurity = _poisson_impurity(idx, start, end, yr, w, stats)
         floats[row, 2] = impurity
     if ip[P_MONOTONIC] > 0:
-        _clip_value(floats, row, bounds[0], bounds[1], regression)
+        _clip_value(floats, row, lower, upper, regression)
     max_depth = ip[P_MAX_DEPTH]
     if (
         m < ip[P_MIN_SPLIT]
@@ -713,8 +803,8 @@ def _split_node(
         lc,
         left,
         fp[F_MIN_WEIGHT_LEAF],
-        bounds[0],
-        bounds[1],
+        lower,
+        upper,
     )
     if f < 0:
         return -1
@@ -732,8 +822,18 @@ def _split_node(
     hi = thresholds[f, nb - 1]
     floats[row, 0] = min(max(0.5 * lo + 0.5 * hi, lo), hi)
     mono = ip[P_MONOTONIC]
-    _children_bounds(ip[mono + f] if mono > 0 else 0, bounds, lstats, rstats, regression, cbounds)
+    if mono > 0:
+        _children_bounds(ip[mono + f], lower, upper, lstats, rstats, regression, cbounds)
     return mid
+
+
+@njit(nogil=True, cache=True)
+def _unbounded_pair():
+    """Two rows of (lower, upper) bounds that bound nothing."""
+    out = np.empty((2, 2))
+    out[:, 0] = -np.inf
+    out[:, 1] = np.inf
+    return out
 
 
 @njit(nogil=True, cache=True)
@@ -750,10 +850,10 @@ def _clip_value(floats, row, lower, upper, regression):
 
 
 @njit(nogil=True, cache=True)
-def _children_bounds(cst, bounds, lstats, rstats, regression, cbounds):
+def _children_bounds(cst, lower, upper, lstats, rstats, regression, cbounds):
     """The children's bounds: the parent's, cut at the middle of their values on a constrained feature."""
-    cbounds[0] = bounds
-    cbounds[1] = bounds
+    cbounds[:, 0] = lower
+    cbounds[:, 1] = upper
     if cst == 0:
         return
     p = 1 if regression else 0
@@ -864,7 +964,7 @@ def grow(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, key, depth, stats,
     s_key = np.empty(scap, np.uint64)
     s_stats = np.empty((scap, n_stats))
     s_bounds = np.empty((scap, 2))
-    cbounds = np.empty((2, 2))
+    cbounds = _unbounded_pair()
     # Histograms of open nodes, in slots.
     hcap = 4 if use_sub else 0
     hists = np.empty((hcap, n_bins_total, n_planes))
@@ -938,7 +1038,8 @@ def grow(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, key, depth, stats,
             row,
             lstats,
             rstats,
-            s_bounds[top],
+            s_bounds[top, 0],
+            s_bounds[top, 1],
             cbounds,
         )
         if mid < 0:
@@ -989,7 +1090,8 @@ def grow(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, key, depth, stats,
             st[top, 3] = row
             st[top, 4] = slot_r if side else slot_l
             s_stats[top] = rstats if side else lstats
-            s_bounds[top] = cbounds[side]
+            s_bounds[top, 0] = cbounds[side, 0]
+            s_bounds[top, 1] = cbounds[side, 1]
             top += 1
     return ints[:count].copy(), floats[:count].copy()
 
@@ -1050,7 +1152,8 @@ def split_node(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, key, depth, 
         np.int64(0),
         lstats,
         rstats,
-        bounds,
+        bounds[0],
+        bounds[1],
         cbounds,
     )
     hl = np.empty((0, n_planes))
@@ -1095,6 +1198,7 @@ def grow_best_first(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, key, st
     n_lstats = np.empty((cap, n_stats))
     n_rstats = np.empty((cap, n_stats))
     n_cbounds = np.empty((cap, 2, 2))  # the children's bounds of each open split
+    n_cbounds[:] = _unbounded_pair()
     lstats = np.empty(n_stats)
     rstats = np.empty(n_stats)
     count = np.int64(0)
@@ -1106,9 +1210,7 @@ def grow_best_first(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, key, st
     make_start[0] = 0
     make_end[0] = n
     make_stats[0] = stats
-    make_bounds = np.empty((2, 2))
-    make_bounds[0, 0] = -np.inf
-    make_bounds[0, 1] = np.inf
+    make_bounds = _unbounded_pair()
     n_make = 1
     parent = -1
     leaves = 1
@@ -1157,7 +1259,8 @@ def grow_best_first(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, key, st
                 row,
                 lstats,
                 rstats,
-                make_bounds[c],
+                make_bounds[c, 0],
+                make_bounds[c, 1],
                 n_cbounds[row],
             )
             nodes[row, 0] = start

@@ -336,3 +336,15 @@ def test_to_sklearn_carries_the_new_parameters(data, cls):
         else model.predict(X, **({"quantiles": "mean"} if cls is RandomForestQuantileRegressor else {}))
     )
     np.testing.assert_allclose(theirs, ours, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("executor", ["process", "shm"])
+def test_branch_parallel_trees_with_every_option_are_the_same_on_every_executor(executor):
+    # Big enough that subtrees go to other processes: bounds, weights and Poisson's
+    # targets travel with the nodes handed on.
+    X, y = poisson_problem(n=12_000)
+    kw = dict(criterion="poisson", min_weight_fraction_leaf=0.0005, monotonic_cst=[1, -1, 0, 0, 0], random_state=0)
+    serial = DecisionTreeRegressor(executor="serial", **kw).fit(X, y)
+    other = DecisionTreeRegressor(executor=executor, n_jobs=2, **kw).fit(X, y)
+    assert serial.tree_.node_count > 100
+    assert_same_trees(serial, other)
