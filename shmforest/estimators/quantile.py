@@ -55,6 +55,8 @@ class RandomForestQuantileRegressor(RandomForestRegressor):
     ``quantile-forest``'s default keeps one sample per leaf instead. Quantiles are
     read off the weighted distribution with linear interpolation between the
     midpoints of the samples' weights (:mod:`shmforest.tree.leaf_samples`).
+    ``monotonic_cst`` constrains the trees, so the ``"mean"`` prediction; quantiles read
+    off the leaves' samples need not follow it.
 
     Examples
     --------
