@@ -1,7 +1,7 @@
 """scikit-learn estimators whose trees grow on shmforest's executors.
 
 ============  ================================================================
-classes       the public estimators: random forests and decision trees
+classes       the public estimators: random forests, extra trees, decision trees
 quantile      the quantile regression forest
 base          what they share: fit through the batch, predict, forests' extras
 batch         one batch of trees on an executor (binning, placement, tasks)
@@ -18,6 +18,8 @@ from __future__ import annotations
 from shmforest.estimators.classes import (
     DecisionTreeClassifier,
     DecisionTreeRegressor,
+    ExtraTreesClassifier,
+    ExtraTreesRegressor,
     RandomForestClassifier,
     RandomForestRegressor,
 )
@@ -27,6 +29,8 @@ from shmforest.estimators.quantile import RandomForestQuantileRegressor
 __all__ = [
     "DecisionTreeClassifier",
     "DecisionTreeRegressor",
+    "ExtraTreesClassifier",
+    "ExtraTreesRegressor",
     "RandomForestClassifier",
     "RandomForestQuantileRegressor",
     "RandomForestRegressor",

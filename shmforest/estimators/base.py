@@ -131,7 +131,11 @@ class TreeModel(BaseEstimator):
             n_classes=n_classes,
             min_weight_fraction_leaf=float(self.min_weight_fraction_leaf),
             monotonic_cst=resolve_monotonic_cst(self.monotonic_cst, n_features, n_classes),
+            splitter=self._splitter(),
         )
+
+    def _splitter(self) -> str:
+        return str(getattr(self, "splitter", "best"))
 
     def _fit_options(self, targets: Targets, bootstrap: bool = False) -> FitOptions:
         """What each tree task does besides growing: class weights (classifiers), pruning."""
@@ -256,6 +260,8 @@ class BaseForest(TreeModel):
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {**PARAMETER_CONSTRAINTS, **FOREST_CONSTRAINTS}
     _fitted_attribute: ClassVar[str] = "estimators_"
     _tree_class: ClassVar[type[BaseDecisionTree]]
+    #: How each tree splits: "best" (random forests) or "random" (extra trees).
+    _tree_splitter: ClassVar[str] = "best"
     estimators_: list[Any]
 
     n_estimators: int
@@ -290,6 +296,9 @@ class BaseForest(TreeModel):
         if plan.oob:
             plan.oob_refits = [(e.tree_, int(e.random_state)) for e in kept]
         return plan
+
+    def _splitter(self) -> str:
+        return self._tree_splitter
 
     def _check_warm_start(self, kept: list[Any], n_estimators: int, targets: Targets) -> None:
         if n_estimators < len(kept):
@@ -328,6 +337,7 @@ class BaseForest(TreeModel):
     def _make_tree(self, random_state: int | None) -> BaseDecisionTree:
         return self._tree_class(
             criterion=self.criterion,
+            splitter=self._tree_splitter,
             max_depth=self.max_depth,
             min_samples_split=self.min_samples_split,
             min_samples_leaf=self.min_samples_leaf,

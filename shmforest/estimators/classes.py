@@ -13,6 +13,7 @@ node arrays in ``tree_`` and its seed in ``random_state``, as scikit-learn does.
 
 from __future__ import annotations
 
+import types
 from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any, ClassVar
@@ -27,6 +28,8 @@ from shmforest.estimators.batch import DEFAULT_EXECUTOR
 from shmforest.estimators.class_weight import FOREST_CLASS_WEIGHT, TREE_CLASS_WEIGHT
 
 __all__ = [
+    "ExtraTreesClassifier",
+    "ExtraTreesRegressor",
     "RandomForestClassifier",
     "RandomForestRegressor",
     "DecisionTreeClassifier",
@@ -35,6 +38,7 @@ __all__ = [
 
 _CLASSIFICATION_CRITERIA = {"criterion": [StrOptions({"gini", "entropy", "log_loss"})]}
 _REGRESSION_CRITERIA = {"criterion": [StrOptions({"squared_error", "friedman_mse", "poisson"})]}
+_SPLITTER = {"splitter": [StrOptions({"best", "random"})]}
 
 
 class DecisionTreeClassifier(ClassifierMixin, ClassifierBase, BaseDecisionTree):
@@ -44,6 +48,10 @@ class DecisionTreeClassifier(ClassifierMixin, ClassifierBase, BaseDecisionTree):
     ----------
     criterion : {"gini", "entropy", "log_loss"}, default "gini"
         Impurity measure of a split ("log_loss" is "entropy").
+    splitter : {"best", "random"}, default "best"
+        "best": the best boundary of each candidate feature; "random": one random cut
+        of each, drawn between the node's lowest and highest bin (extra trees), the
+        best of those taken.
     max_depth : int or None, default None
         Deepest level grown; ``None`` grows until the other limits stop it.
     min_samples_split : int or float, default 2
@@ -97,12 +105,14 @@ class DecisionTreeClassifier(ClassifierMixin, ClassifierBase, BaseDecisionTree):
         **BaseDecisionTree._parameter_constraints,
         **_CLASSIFICATION_CRITERIA,
         **TREE_CLASS_WEIGHT,
+        **_SPLITTER,
     }
 
     def __init__(
         self,
         *,
         criterion: str = "gini",
+        splitter: str = "best",
         max_depth: int | None = None,
         min_samples_split: int | float = 2,
         min_samples_leaf: int | float = 1,
@@ -119,6 +129,7 @@ class DecisionTreeClassifier(ClassifierMixin, ClassifierBase, BaseDecisionTree):
         n_jobs: int | None = None,
     ) -> None:
         self.criterion = criterion
+        self.splitter = splitter
         self.max_depth = max_depth
         self.min_samples_split = min_samples_split
         self.min_samples_leaf = min_samples_leaf
@@ -158,12 +169,14 @@ class DecisionTreeRegressor(RegressorMixin, BaseDecisionTree):
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         **BaseDecisionTree._parameter_constraints,
         **_REGRESSION_CRITERIA,
+        **_SPLITTER,
     }
 
     def __init__(
         self,
         *,
         criterion: str = "squared_error",
+        splitter: str = "best",
         max_depth: int | None = None,
         min_samples_split: int | float = 2,
         min_samples_leaf: int | float = 1,
@@ -179,6 +192,7 @@ class DecisionTreeRegressor(RegressorMixin, BaseDecisionTree):
         n_jobs: int | None = None,
     ) -> None:
         self.criterion = criterion
+        self.splitter = splitter
         self.max_depth = max_depth
         self.min_samples_split = min_samples_split
         self.min_samples_leaf = min_samples_leaf
@@ -369,3 +383,45 @@ class RandomForestRegressor(RegressorMixin, BaseForest):
     def predict(self, X: ArrayLike) -> np.ndarray:
         """The mean over trees of each sample's leaf mean."""
         return self._value(X)[:, 0]
+
+
+def _with_defaults(init: Callable[..., None], **defaults: Any) -> Callable[..., None]:
+    """``init`` with other keyword defaults: scikit-learn reads an estimator's parameters
+    and their defaults from its ``__init__`` signature, so extra trees share the random
+    forests' ``__init__`` instead of repeating it with one default changed."""
+    copy = types.FunctionType(init.__code__, init.__globals__, init.__name__, init.__defaults__, init.__closure__)
+    copy.__kwdefaults__ = {**(init.__kwdefaults__ or {}), **defaults}
+    copy.__annotations__ = dict(init.__annotations__)
+    copy.__qualname__ = init.__qualname__
+    return copy
+
+
+class ExtraTreesClassifier(ClassifierMixin, ClassifierBase, BaseForest):
+    """An extremely randomized trees classifier (extra trees), built in parallel on an executor.
+
+    Each tree scores one random cut per candidate feature, drawn between the node's
+    lowest and highest bin, and keeps the best of them (scikit-learn draws its cut
+    within the node's range of values). Parameters are those of
+    :class:`RandomForestClassifier`, except ``bootstrap``, which defaults to False
+    (every tree sees the whole training set), as in scikit-learn.
+    """
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = RandomForestClassifier._parameter_constraints
+    _tree_class = DecisionTreeClassifier
+    _tree_splitter = "random"
+    __init__ = _with_defaults(RandomForestClassifier.__init__, bootstrap=False)
+    predict_proba = RandomForestClassifier.predict_proba
+
+
+class ExtraTreesRegressor(RegressorMixin, BaseForest):
+    """An extremely randomized trees regressor (extra trees), built in parallel on an executor.
+
+    Parameters are those of :class:`RandomForestRegressor`, except ``bootstrap``, which
+    defaults to False; each tree splits as :class:`ExtraTreesClassifier`'s do.
+    """
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = RandomForestRegressor._parameter_constraints
+    _tree_class = DecisionTreeRegressor
+    _tree_splitter = "random"
+    __init__ = _with_defaults(RandomForestRegressor.__init__, bootstrap=False)
+    predict = RandomForestRegressor.predict

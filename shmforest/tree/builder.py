@@ -53,6 +53,9 @@ class TreeParams:
         Per feature, 1 (increasing), -1 (decreasing) or 0 (free): the constraint on
         the regression value or, for a binary classifier, on the second class's
         probability. Regression and binary classification only.
+    splitter : str, default "best"
+        ``"best"``: the best boundary of each candidate feature; ``"random"``: one
+        random cut of each (extra trees).
     """
 
     criterion: str
@@ -65,6 +68,7 @@ class TreeParams:
     n_classes: int
     min_weight_fraction_leaf: float = 0.0
     monotonic_cst: tuple[int, ...] | None = None
+    splitter: str = "best"
 
     def validate(self, n_features: int) -> None:
         """Raise ``ValueError`` naming the first parameter out of range."""
@@ -91,6 +95,8 @@ class TreeParams:
                 raise ValueError("Monotonicity constraints are not supported with multiclass classification")
         if self.max_leaf_nodes is not None and self.max_leaf_nodes < 2:
             raise ValueError(f"max_leaf_nodes must be None or >= 2, got {self.max_leaf_nodes}")
+        if self.splitter not in SPLITTERS:
+            raise ValueError(f"splitter must be one of {sorted(SPLITTERS)}, got {self.splitter!r}")
 
 
 # --------------------------------------------------------------------------- builder
@@ -176,6 +182,7 @@ class TreeBuilder:
 CRITERIA = ("gini", "entropy", "squared_error", "friedman_mse", "poisson")
 #: The criteria of regression trees.
 REGRESSION_CRITERIA = ("squared_error", "friedman_mse", "poisson")
+SPLITTERS = ("best", "random")
 
 
 def check_criterion(name: str, n_classes: int) -> None:

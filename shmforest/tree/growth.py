@@ -146,10 +146,10 @@ class GrowthSetup:
         # Monotonic constraints bound a binary classifier's first class, whose fraction
         # falls as the second's rises: their signs flip, as in scikit-learn.
         cst = params.monotonic_cst if params.n_classes != 1 else None
-        ip = np.zeros(K.P_MONOTONIC + 1 + (n_features if cst is not None else 0), dtype=np.int64)
+        ip = np.zeros(K.N_INT_PARAMS + (n_features if cst is not None else 0), dtype=np.int64)
         if cst is not None:
-            ip[K.P_MONOTONIC] = K.P_MONOTONIC + 1
-            ip[K.P_MONOTONIC + 1 :] = np.asarray(cst) * (-1 if params.n_classes else 1)
+            ip[K.P_MONOTONIC] = K.N_INT_PARAMS
+            ip[K.N_INT_PARAMS :] = np.asarray(cst) * (-1 if params.n_classes else 1)
         ip[K.P_N_CLASSES] = params.n_classes
         ip[K.P_MAX_DEPTH] = -1 if params.max_depth is None else params.max_depth
         ip[K.P_MIN_SPLIT] = params.min_samples_split
@@ -160,6 +160,7 @@ class GrowthSetup:
         # pays when a node evaluates at least half of the features; otherwise each
         # node sums only the features it draws.
         ip[K.P_USE_SUB] = int(2 * params.max_features >= n_features) and params.max_leaf_nodes is None
+        ip[K.P_RANDOM_SPLIT] = int(params.splitter == "random")
         ip[K.P_SMALL] = SMALL_NODE
         # Subtracting costs two passes over the cells; summing the larger child, a
         # pass over its samples' codes.

@@ -59,9 +59,12 @@ GINI, ENTROPY, SQUARED_ERROR, POISSON = 0, 1, 2, 3
 
 # Layout of the int64 parameter array ``ip`` the kernels take.
 P_N_CLASSES, P_MAX_DEPTH, P_MIN_SPLIT, P_MIN_LEAF, P_MAX_FEATURES, P_CRITERION, P_USE_SUB, P_SMALL, P_SUB_MIN = range(9)
+# ...P_RANDOM_SPLIT: extra trees' splitter, one random cut per candidate feature.
+P_RANDOM_SPLIT = 9
 # Where in ``ip`` the per-feature monotonic constraints start (0: none). They bound the
 # regression value, or the first class's fraction (scikit-learn's signs, flipped).
-P_MONOTONIC = 9
+P_MONOTONIC = 10
+N_INT_PARAMS = 11
 # ...and of the float64 one ``fp``.
 F_MIN_DECREASE, F_ROOT_WEIGHT, F_MIN_WEIGHT_LEAF = range(3)
 
@@ -77,6 +80,8 @@ _S27 = np.uint64(27)
 _S31 = np.uint64(31)
 _S32 = np.uint64(32)
 _TWO = np.uint64(2)
+# Salts the node key for the extra-trees cut draws, a stream apart from the feature draws.
+_CUT_SALT = np.uint64(0x5EED0C07C0DE5A17)
 
 
 def readonly(a: np.ndarray, dtype: DTypeLike) -> np.ndarray:
@@ -521,6 +526,91 @@ def _scan_checked(
     return best, best_den, best_bin, next_bin, nonempty >= 2
 
 
+@njit(nogil=True, cache=True, inline="always")
+def _scan_random(
+    Xb, idx, start, end, f, yc, yr, w, regression, total, msl, crit, left, state, extra, mwl, cst, lower, upper
+):
+    """Extra trees' cut of feature ``f``: (score num, den, bin, next_bin, non-constant).
+
+    The cut is drawn uniformly among the codes from the node's lowest to below its
+    highest (scikit-learn draws a threshold uniformly within the node's range, on
+    values; here on bins), and scored like any boundary. Two passes over the node's
+    samples: their range, then the left side's sums.
+    """
+    lo = np.int64(255)
+    hi = np.int64(0)
+    for i in range(start, end):
+        c = np.int64(Xb[idx[i], f])
+        if c < lo:
+            lo = c
+        if c > hi:
+            hi = c
+    if lo >= hi:
+        return -np.inf, 1.0, -1, -1, False
+    cut = lo + np.int64(((_mix(state) >> _S32) * np.uint64(hi - lo)) >> _S32)
+    left[:] = 0.0
+    n_left = 0
+    b = lo
+    nb = hi
+    for i in range(start, end):
+        s = idx[i]
+        c = np.int64(Xb[s, f])
+        if c <= cut:
+            n_left += 1
+            if c > b:
+                b = c
+            if regression:
+                left[0] += w[s]
+                left[1] += w[s] * yr[s]
+            else:
+                left[yc[s]] += w[s]
+        elif c < nb:
+            nb = c
+    if extra:
+        _, score, den = _candidate_checked(
+            left, total, crit, n_left, end - start, msl, -np.inf, 1.0, mwl, cst, lower, upper
+        )
+    else:
+        _, score, den = _candidate(left, total, crit, n_left, end - start, msl, -np.inf, 1.0)
+    return score, den, b, nb, True
+
+
+@njit(nogil=True, cache=True)
+def _scan_histogram_random(hist, f, offs, nbins, m, total, msl, crit, left, state, extra, mwl, cst, lower, upper):
+    """:func:`_scan_random` on a node's histogram: the same draw, the left side summed over bins."""
+    o = offs[f]
+    lo = -1
+    hi = -1
+    for b in range(nbins[f]):
+        if hist[o + b, 0] != 0.0:
+            if lo < 0:
+                lo = b
+            hi = b
+    if lo >= hi:
+        return -np.inf, 1.0, -1, -1, False
+    cut = lo + np.int64(((_mix(state) >> _S32) * np.uint64(hi - lo)) >> _S32)
+    left[:] = 0.0
+    n_left = 0.0
+    last = lo
+    P = hist.shape[1]
+    for b in range(lo, cut + 1):
+        c = hist[o + b, 0]
+        if c == 0.0:
+            continue
+        last = b
+        n_left += c
+        for p in range(1, P):
+            left[p - 1] += hist[o + b, p]
+    nb = cut + 1
+    while hist[o + nb, 0] == 0.0:
+        nb += 1
+    if extra:
+        _, score, den = _candidate_checked(left, total, crit, n_left, m, msl, -np.inf, 1.0, mwl, cst, lower, upper)
+    else:
+        _, score, den = _candidate(left, total, crit, n_left, m, msl, -np.inf, 1.0)
+    return score, den, last, nb, True
+
+
 # --------------------------------------------------------------------------- one node
 
 
@@ -579,6 +669,9 @@ def _find_split(
     evaluated or none are left, as scikit-learn's splitter does. A node of at
     least ``small`` samples is searched on histograms: its own (``has_hist``) when
     the tree subtracts histograms, else those of each batch of drawn features.
+    Extra trees (``P_RANDOM_SPLIT``) score one random cut per feature instead, on
+    the node's own histogram when it has one, else read from its samples (a
+    histogram summed for one cut would cost more than the cut).
     """
     F = Xb.shape[1]
     m = end - start
@@ -589,14 +682,16 @@ def _find_split(
     mono = ip[P_MONOTONIC]
     # What only some trees ask is scored in loops of its own (:func:`_scan_checked`).
     extra = mwl > 0.0 or mono > 0 or crit == POISSON
+    random_split = ip[P_RANDOM_SPLIT] != 0
     small = m < ip[P_SMALL]
     # The split-search totals: class weights, or (w, wy).
     total = stats[:2] if regression else stats
     for f in range(F):
         perm[f] = f
-    if small:
+    if small and not random_split:
         _gather_small(idx, start, end, yc, yr, w, regression, lw, lc)
     state = key
+    cut_state = key ^ _CUT_SALT
     drawn = 0
     found = 0
     best = -np.inf
@@ -616,12 +711,41 @@ def _find_split(
             perm[r] = t
             feats[j - drawn] = perm[j]
         batch_hist = False
-        if not small and not (use_sub and has_hist):
+        if not small and not random_split and not (use_sub and has_hist):
             _histogram(scratch_hist, Xb, idx, start, end, feats, want, yc, yr, w, offs, nbins, regression)
             batch_hist = True
         for j in range(want):
             f = feats[j]
-            if extra:
+            if random_split:
+                cut_state = cut_state + _GOLDEN
+                cst = ip[mono + f] if mono > 0 else 0
+                if small or not (use_sub and has_hist):
+                    score, den, b, nb, nonconstant = _scan_random(
+                        Xb,
+                        idx,
+                        start,
+                        end,
+                        f,
+                        yc,
+                        yr,
+                        w,
+                        regression,
+                        total,
+                        msl,
+                        crit,
+                        left,
+                        cut_state,
+                        extra,
+                        mwl,
+                        cst,
+                        lo,
+                        hi,
+                    )
+                else:
+                    score, den, b, nb, nonconstant = _scan_histogram_random(
+                        hist, f, offs, nbins, m, total, msl, crit, left, cut_state, extra, mwl, cst, lo, hi
+                    )
+            elif extra:
                 score, den, b, nb, nonconstant = _scan_checked(
                     Xb,
                     idx,

@@ -7,14 +7,16 @@ import numpy as np
 from shmforest import (
     DecisionTreeClassifier,
     DecisionTreeRegressor,
+    ExtraTreesClassifier,
+    ExtraTreesRegressor,
     RandomForestClassifier,
     RandomForestRegressor,
 )
 from shmforest.tree.tree import NODE_ARRAYS
 
-ESTIMATORS = [RandomForestClassifier, RandomForestRegressor, DecisionTreeClassifier, DecisionTreeRegressor]
-FORESTS = [RandomForestClassifier, RandomForestRegressor]
+FORESTS = [RandomForestClassifier, RandomForestRegressor, ExtraTreesClassifier, ExtraTreesRegressor]
 TREES = [DecisionTreeClassifier, DecisionTreeRegressor]
+ESTIMATORS = FORESTS + TREES
 
 
 def make_data(n=240, n_features=6, seed=0, noise=0.5):
@@ -26,7 +28,7 @@ def make_data(n=240, n_features=6, seed=0, noise=0.5):
 
 def target_for(cls, data):
     X, y, target = data
-    return y if cls in (RandomForestClassifier, DecisionTreeClassifier) else target
+    return y if cls.__name__.endswith("Classifier") else target
 
 
 def small(cls, **params):

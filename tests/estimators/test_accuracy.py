@@ -1,4 +1,4 @@
-"""Accuracy against scikit-learn's forests on its bundled real datasets.
+"""Accuracy against scikit-learn's forests (random forests and extra trees) on its bundled real datasets.
 
 Same parameters (50 trees, scikit-learn's defaults otherwise), same 5 folds; the
 cross-validated score of our forest must be within 1 accuracy point (0.02 R² for
@@ -16,13 +16,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from shmforest import RandomForestClassifier, RandomForestRegressor
+import shmforest
 from shmforest.executors import get_executor
 
 sklearn = pytest.importorskip("sklearn")
-from sklearn import datasets  # noqa: E402
-from sklearn.ensemble import RandomForestClassifier as SkRandomForestClassifier  # noqa: E402
-from sklearn.ensemble import RandomForestRegressor as SkRandomForestRegressor  # noqa: E402
+from sklearn import datasets, ensemble  # noqa: E402
 from sklearn.model_selection import KFold, StratifiedKFold  # noqa: E402
 
 N_ESTIMATORS = 50
@@ -51,16 +49,18 @@ def executor():
         yield ex
 
 
+@pytest.mark.parametrize("family", ["RandomForest", "ExtraTrees"])
 @pytest.mark.parametrize("name, regression, gap", CASES, ids=[c[0] for c in CASES])
-def test_cross_validated_score_matches_scikit_learn(name, regression, gap, executor, record_property):
+def test_cross_validated_score_matches_scikit_learn(name, regression, gap, family, executor, record_property):
     X, y = getattr(datasets, f"load_{name}")(return_X_y=True)
     splitter = KFold if regression else StratifiedKFold
     folds = list(splitter(FOLDS, shuffle=True, random_state=0).split(X, y))
-    ours_cls = RandomForestRegressor if regression else RandomForestClassifier
-    theirs_cls = SkRandomForestRegressor if regression else SkRandomForestClassifier
+    class_name = family + ("Regressor" if regression else "Classifier")
+    ours_cls = getattr(shmforest, class_name)
+    theirs_cls = getattr(ensemble, class_name)
     ours = cross_validated(lambda seed: ours_cls(N_ESTIMATORS, random_state=seed, executor=executor), X, y, folds)
     theirs = cross_validated(lambda seed: theirs_cls(N_ESTIMATORS, random_state=seed), X, y, folds)
     record_property("shmforest", round(ours, 4))
     record_property("scikit-learn", round(theirs, 4))
-    print(f"{name}: shmforest {ours:.4f}, scikit-learn {theirs:.4f}, difference {ours - theirs:+.4f}")
+    print(f"{class_name} on {name}: shmforest {ours:.4f}, scikit-learn {theirs:.4f}, difference {ours - theirs:+.4f}")
     assert abs(ours - theirs) <= gap, f"{name}: shmforest {ours:.4f} vs scikit-learn {theirs:.4f}"

@@ -14,7 +14,6 @@ from estimator_support import (
 
 from shmforest import (
     RandomForestClassifier,
-    RandomForestRegressor,
 )
 from shmforest.tree.tasks import bootstrap_counts
 
@@ -50,11 +49,12 @@ def _cv_score(make, X, y, folds=5):
 @pytest.mark.parametrize("cls", FORESTS)
 def test_oob_score_is_near_the_cross_validated_score(cls):
     X, y, target = make_data(n=500, seed=5, noise=0.7)
-    y = y if cls is RandomForestClassifier else target
-    model = small(cls, n_estimators=40, oob_score=True).fit(X, y)
-    cv = _cv_score(lambda: small(cls, n_estimators=40), X, y)
+    y = y if cls.__name__.endswith("Classifier") else target
+    # Out-of-bag samples need bootstrap samples (extra trees default to none).
+    model = small(cls, n_estimators=40, oob_score=True, bootstrap=True).fit(X, y)
+    cv = _cv_score(lambda: small(cls, n_estimators=40, bootstrap=True), X, y)
     assert abs(model.oob_score_ - cv) < 0.05, (model.oob_score_, cv)
-    if cls is RandomForestRegressor:
+    if cls.__name__.endswith("Regressor"):
         assert model.oob_prediction_.shape == (len(y),)
     else:
         assert model.oob_decision_function_.shape == (len(y), 2)
@@ -87,12 +87,12 @@ def test_too_few_trees_for_oob_warns(data):
 @pytest.mark.parametrize("cls", FORESTS)
 def test_warm_start_adds_trees_as_a_fresh_fit_would(cls, data, oob):
     X, y = data[0], target_for(cls, data)
-    model = small(cls, n_estimators=20, warm_start=True, oob_score=oob).fit(X, y)
+    model = small(cls, n_estimators=20, warm_start=True, oob_score=oob, bootstrap=True).fit(X, y)
     first = list(model.estimators_)
     model.set_params(n_estimators=27).fit(X, y)
     assert len(model.estimators_) == 27
     assert all(a is b for a, b in zip(model.estimators_, first))
-    fresh = small(cls, n_estimators=27, oob_score=oob).fit(X, y)
+    fresh = small(cls, n_estimators=27, oob_score=oob, bootstrap=True).fit(X, y)
     assert_same_trees(model, fresh)
     if oob:
         assert model.oob_score_ == fresh.oob_score_

@@ -21,6 +21,7 @@ import shmforest.tree.tasks as tree_tasks
 from shmforest import (
     DecisionTreeClassifier,
     DecisionTreeRegressor,
+    ExtraTreesClassifier,
     RandomForestClassifier,
     RandomForestRegressor,
     fit_many,
@@ -351,6 +352,8 @@ DETERMINISM_CASES = {
     "forest-regressor": (RandomForestRegressor, {"n_estimators": 5, "oob_score": True, "max_features": 0.5}),
     "tree-classifier": (DecisionTreeClassifier, {"max_features": "sqrt"}),
     "tree-regressor": (DecisionTreeRegressor, {"max_depth": 10}),
+    "extra-trees-classifier": (ExtraTreesClassifier, {"n_estimators": 5, "bootstrap": True, "oob_score": True}),
+    "tree-random-splitter": (DecisionTreeRegressor, {"splitter": "random", "max_depth": 14}),
 }
 
 

@@ -20,6 +20,7 @@ from sklearn.exceptions import NotFittedError
 from shmforest import (
     DecisionTreeClassifier,
     DecisionTreeRegressor,
+    ExtraTreesClassifier,
     RandomForestClassifier,
     RandomForestRegressor,
 )
@@ -74,7 +75,7 @@ def test_fitted_attributes(cls, data):
         assert model.n_classes_ == 2
     if cls in FORESTS:
         assert len(model.estimators_) == 6 == len(model)
-        tree_cls = DecisionTreeClassifier if cls is RandomForestClassifier else DecisionTreeRegressor
+        tree_cls = DecisionTreeClassifier if cls.__name__.endswith("Classifier") else DecisionTreeRegressor
         assert all(type(e) is tree_cls for e in model.estimators_)
         seeds = [e.random_state for e in model.estimators_]
         assert all(isinstance(s, int) for s in seeds) and len(set(seeds)) == len(seeds)
@@ -241,3 +242,41 @@ def test_feature_importances_of_stumps_only_are_zero():
     X = np.arange(12.0).reshape(6, 2)
     model = small(RandomForestClassifier).fit(X, [1] * 6)
     np.testing.assert_array_equal(model.feature_importances_, [0.0, 0.0])
+
+
+# ----------------------------------------------------------------- extra trees
+
+
+def test_extra_trees_default_to_the_whole_training_set(data):
+    X, y, _ = data
+    model = small(ExtraTreesClassifier).fit(X, y)
+    assert model.get_params()["bootstrap"] is False
+    assert all(e.splitter == "random" for e in model.estimators_)
+    assert all(e.tree_.n_node_samples[0] == len(y) for e in model.estimators_)
+    assert not isinstance(model, RandomForestClassifier)
+
+
+def test_random_splitter_cuts_at_random_where_best_cuts_at_the_best_boundary():
+    # One feature, the classes change at 50: the best split is there every time, a random
+    # cut of extra trees falls anywhere in the node's range.
+    X = np.arange(100, dtype=np.float64)[:, None]
+    y = (X[:, 0] >= 50).astype(int)
+    best = {DecisionTreeClassifier(random_state=s, max_depth=1).fit(X, y).tree_.threshold[0] for s in range(8)}
+    cuts = {
+        DecisionTreeClassifier(splitter="random", random_state=s, max_depth=1).fit(X, y).tree_.threshold[0]
+        for s in range(8)
+    }
+    assert best == {49.5}
+    assert len(cuts) >= 4 and all(0 < c < 99 for c in cuts)
+
+
+def test_random_splitter_grows_pure_leaves_when_unlimited(data):
+    X, y, _ = data
+    tree = DecisionTreeClassifier(splitter="random", random_state=0).fit(X, y)
+    assert tree.score(X, y) == 1.0
+
+
+def test_unknown_splitter_is_refused_in_scikit_learns_words(data):
+    X, y, _ = data
+    with pytest.raises(ValueError, match=r"The 'splitter' parameter of DecisionTreeClassifier must be a str among"):
+        DecisionTreeClassifier(splitter="worst").fit(X, y)

@@ -13,6 +13,8 @@ from sklearn.tree import export_text
 from shmforest import (
     DecisionTreeClassifier,
     DecisionTreeRegressor,
+    ExtraTreesClassifier,
+    ExtraTreesRegressor,
     RandomForestClassifier,
     RandomForestQuantileRegressor,
     RandomForestRegressor,
@@ -27,6 +29,8 @@ CASES = [
     (RandomForestClassifier, sklearn.ensemble.RandomForestClassifier),
     (RandomForestRegressor, sklearn.ensemble.RandomForestRegressor),
     (RandomForestQuantileRegressor, sklearn.ensemble.RandomForestRegressor),
+    (ExtraTreesClassifier, sklearn.ensemble.ExtraTreesClassifier),
+    (ExtraTreesRegressor, sklearn.ensemble.ExtraTreesRegressor),
 ]
 
 

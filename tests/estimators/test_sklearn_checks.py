@@ -16,6 +16,8 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from shmforest import (
     DecisionTreeClassifier,
     DecisionTreeRegressor,
+    ExtraTreesClassifier,
+    ExtraTreesRegressor,
     RandomForestClassifier,
     RandomForestQuantileRegressor,
     RandomForestRegressor,
@@ -26,6 +28,8 @@ ESTIMATORS = [
     RandomForestClassifier(n_estimators=5, executor="serial", random_state=0),
     RandomForestRegressor(n_estimators=5, executor="serial", random_state=0),
     RandomForestQuantileRegressor(n_estimators=5, executor="serial", random_state=0),
+    ExtraTreesClassifier(n_estimators=5, executor="serial", random_state=0),
+    ExtraTreesRegressor(n_estimators=5, executor="serial", random_state=0),
     DecisionTreeClassifier(executor="serial", random_state=0),
     DecisionTreeRegressor(executor="serial", random_state=0),
 ]
@@ -39,7 +43,7 @@ def sklearn_counterpart(estimator: BaseEstimator) -> BaseEstimator:
     """scikit-learn's estimator of the same name (or the closest, :data:`COUNTERPARTS`)."""
     name = type(estimator).__name__
     name = COUNTERPARTS.get(name, name)
-    module = sklearn.ensemble if name.startswith("RandomForest") else sklearn.tree
+    module = sklearn.tree if name.startswith("DecisionTree") else sklearn.ensemble
     return getattr(module, name)()
 
 
