@@ -25,10 +25,12 @@ from shmforest.estimators.class_weight import resolve_class_weight
 from shmforest.estimators.validation import (
     FOREST_CONSTRAINTS,
     PARAMETER_CONSTRAINTS,
+    check_poisson_targets,
     resolve_max_features,
     resolve_max_samples,
     resolve_min_samples_leaf,
     resolve_min_samples_split,
+    resolve_monotonic_cst,
     resolve_n_jobs,
 )
 from shmforest.executors.base import in_task
@@ -58,10 +60,12 @@ class TreeModel(BaseEstimator):
     max_depth: int | None
     min_samples_split: int | float
     min_samples_leaf: int | float
+    min_weight_fraction_leaf: float
     max_features: int | float | str | None
     max_leaf_nodes: int | None
     min_impurity_decrease: float
     ccp_alpha: float
+    monotonic_cst: Any
     random_state: Any
     max_bins: int
     executor: Any
@@ -112,7 +116,10 @@ class TreeModel(BaseEstimator):
 
     def _tree_params(self, targets: Targets) -> TreeParams:
         n_samples, n_features = targets.n_samples, targets.n_features
+        if self.criterion == "poisson" and targets.values is not None:
+            check_poisson_targets(targets.values, forest=isinstance(self, BaseForest))
         leaf = resolve_min_samples_leaf(self.min_samples_leaf, n_samples)
+        n_classes = len(targets.classes) if is_classifier(self) and targets.classes is not None else 0
         return TreeParams(
             criterion="entropy" if self.criterion == "log_loss" else self.criterion,
             max_depth=self.max_depth,
@@ -121,7 +128,9 @@ class TreeModel(BaseEstimator):
             max_features=resolve_max_features(self.max_features, n_features),
             min_impurity_decrease=float(self.min_impurity_decrease),
             max_leaf_nodes=self.max_leaf_nodes,
-            n_classes=len(targets.classes) if is_classifier(self) and targets.classes is not None else 0,
+            n_classes=n_classes,
+            min_weight_fraction_leaf=float(self.min_weight_fraction_leaf),
+            monotonic_cst=resolve_monotonic_cst(self.monotonic_cst, n_features, n_classes),
             splitter=self._splitter(),
         )
 
@@ -332,11 +341,13 @@ class BaseForest(TreeModel):
             max_depth=self.max_depth,
             min_samples_split=self.min_samples_split,
             min_samples_leaf=self.min_samples_leaf,
+            min_weight_fraction_leaf=self.min_weight_fraction_leaf,
             max_features=self.max_features,
             random_state=random_state,
             max_leaf_nodes=self.max_leaf_nodes,
             min_impurity_decrease=self.min_impurity_decrease,
             ccp_alpha=self.ccp_alpha,
+            monotonic_cst=self.monotonic_cst,
             max_bins=self.max_bins,
         )
 

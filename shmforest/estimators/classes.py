@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 _CLASSIFICATION_CRITERIA = {"criterion": [StrOptions({"gini", "entropy", "log_loss"})]}
-_REGRESSION_CRITERIA = {"criterion": [StrOptions({"squared_error"})]}
+_REGRESSION_CRITERIA = {"criterion": [StrOptions({"squared_error", "friedman_mse", "poisson"})]}
 _SPLITTER = {"splitter": [StrOptions({"best", "random"})]}
 
 
@@ -58,6 +58,9 @@ class DecisionTreeClassifier(ClassifierMixin, ClassifierBase, BaseDecisionTree):
         Samples a node needs to be split (a float is a fraction of the samples).
     min_samples_leaf : int or float, default 1
         Samples each leaf must keep (a float is a fraction of the samples).
+    min_weight_fraction_leaf : float, default 0.0
+        Each leaf must keep at least this fraction (in [0, 0.5]) of the total sample
+        weight (sample weights times class weights, times bootstrap counts in a forest).
     max_features : {"sqrt", "log2"}, int, float or None, default None
         Features drawn as candidates at each node; ``None`` means all.
     random_state : int, RandomState or None, default None
@@ -72,6 +75,12 @@ class DecisionTreeClassifier(ClassifierMixin, ClassifierBase, BaseDecisionTree):
     ccp_alpha : float, default 0.0
         Minimal cost-complexity pruning after growth: the largest subtree whose weakest
         link costs more than ``ccp_alpha`` is kept (scikit-learn's algorithm; 0 prunes nothing).
+    monotonic_cst : array-like of int of shape (n_features,) or None, default None
+        Per feature, 1 (predictions increase with it), -1 (decrease) or 0 (no constraint),
+        as in scikit-learn: for regression and binary classification (the probability of
+        ``classes_[1]``), not multi-class. Each split on a constrained feature keeps its
+        children's values in order and within bounds passed down the tree, and every
+        node's value is clipped to its bounds.
     max_bins : int, default 256
         Quantile bins per feature (2 to 256); exact when a feature has fewer values.
     executor : str or Executor, default "thread"
@@ -107,12 +116,14 @@ class DecisionTreeClassifier(ClassifierMixin, ClassifierBase, BaseDecisionTree):
         max_depth: int | None = None,
         min_samples_split: int | float = 2,
         min_samples_leaf: int | float = 1,
+        min_weight_fraction_leaf: float = 0.0,
         max_features: int | float | str | None = None,
         random_state: int | np.random.RandomState | None = None,
         max_leaf_nodes: int | None = None,
         min_impurity_decrease: float = 0.0,
         class_weight: dict[Any, float] | list[dict[Any, float]] | str | None = None,
         ccp_alpha: float = 0.0,
+        monotonic_cst: ArrayLike | None = None,
         max_bins: int = 256,
         executor: str | Executor = DEFAULT_EXECUTOR,
         n_jobs: int | None = None,
@@ -122,12 +133,14 @@ class DecisionTreeClassifier(ClassifierMixin, ClassifierBase, BaseDecisionTree):
         self.max_depth = max_depth
         self.min_samples_split = min_samples_split
         self.min_samples_leaf = min_samples_leaf
+        self.min_weight_fraction_leaf = min_weight_fraction_leaf
         self.max_features = max_features
         self.random_state = random_state
         self.max_leaf_nodes = max_leaf_nodes
         self.min_impurity_decrease = min_impurity_decrease
         self.class_weight = class_weight
         self.ccp_alpha = ccp_alpha
+        self.monotonic_cst = monotonic_cst
         self.max_bins = max_bins
         self.executor = executor
         self.n_jobs = n_jobs
@@ -140,8 +153,17 @@ class DecisionTreeClassifier(ClassifierMixin, ClassifierBase, BaseDecisionTree):
 class DecisionTreeRegressor(RegressorMixin, BaseDecisionTree):
     """A decision tree regressor, built branch-parallel on an executor.
 
-    Parameters are those of :class:`DecisionTreeClassifier`, except ``criterion``,
-    which takes "squared_error" only, and ``class_weight``, which classifiers alone take.
+    Parameters are those of :class:`DecisionTreeClassifier`, except ``criterion``
+    and ``class_weight``, which classifiers alone take.
+
+    Parameters
+    ----------
+    criterion : {"squared_error", "friedman_mse", "poisson"}, default "squared_error"
+        "squared_error" splits where the weighted variance decreases most; "friedman_mse"
+        grows the same trees (scikit-learn 1.9 made it an alias, as both were always
+        equivalent); "poisson" where the half Poisson deviance decreases most, for
+        non-negative targets (counts, rates) of a positive sum; leaves predict the mean in
+        each case. "absolute_error" is not supported.
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
@@ -158,11 +180,13 @@ class DecisionTreeRegressor(RegressorMixin, BaseDecisionTree):
         max_depth: int | None = None,
         min_samples_split: int | float = 2,
         min_samples_leaf: int | float = 1,
+        min_weight_fraction_leaf: float = 0.0,
         max_features: int | float | str | None = None,
         random_state: int | np.random.RandomState | None = None,
         max_leaf_nodes: int | None = None,
         min_impurity_decrease: float = 0.0,
         ccp_alpha: float = 0.0,
+        monotonic_cst: ArrayLike | None = None,
         max_bins: int = 256,
         executor: str | Executor = DEFAULT_EXECUTOR,
         n_jobs: int | None = None,
@@ -172,11 +196,13 @@ class DecisionTreeRegressor(RegressorMixin, BaseDecisionTree):
         self.max_depth = max_depth
         self.min_samples_split = min_samples_split
         self.min_samples_leaf = min_samples_leaf
+        self.min_weight_fraction_leaf = min_weight_fraction_leaf
         self.max_features = max_features
         self.random_state = random_state
         self.max_leaf_nodes = max_leaf_nodes
         self.min_impurity_decrease = min_impurity_decrease
         self.ccp_alpha = ccp_alpha
+        self.monotonic_cst = monotonic_cst
         self.max_bins = max_bins
         self.executor = executor
         self.n_jobs = n_jobs
@@ -193,7 +219,8 @@ class RandomForestClassifier(ClassifierMixin, ClassifierBase, BaseForest):
     ----------
     n_estimators : int, default 100
         Number of trees.
-    criterion, max_depth, min_samples_split, min_samples_leaf, max_leaf_nodes, min_impurity_decrease, ccp_alpha
+    criterion, max_depth, min_samples_split, min_samples_leaf, min_weight_fraction_leaf, max_leaf_nodes
+    min_impurity_decrease, ccp_alpha, monotonic_cst
         As in :class:`DecisionTreeClassifier`; each tree is pruned in the task that grew it.
     max_features : {"sqrt", "log2"}, int, float or None, default "sqrt"
         Features drawn as candidates at each node.
@@ -249,6 +276,7 @@ class RandomForestClassifier(ClassifierMixin, ClassifierBase, BaseForest):
         max_depth: int | None = None,
         min_samples_split: int | float = 2,
         min_samples_leaf: int | float = 1,
+        min_weight_fraction_leaf: float = 0.0,
         max_features: int | float | str | None = "sqrt",
         max_leaf_nodes: int | None = None,
         min_impurity_decrease: float = 0.0,
@@ -260,6 +288,7 @@ class RandomForestClassifier(ClassifierMixin, ClassifierBase, BaseForest):
         warm_start: bool = False,
         class_weight: dict[Any, float] | list[dict[Any, float]] | str | None = None,
         ccp_alpha: float = 0.0,
+        monotonic_cst: ArrayLike | None = None,
         max_samples: int | float | None = None,
         max_bins: int = 256,
         executor: str | Executor = DEFAULT_EXECUTOR,
@@ -270,6 +299,7 @@ class RandomForestClassifier(ClassifierMixin, ClassifierBase, BaseForest):
         self.max_depth = max_depth
         self.min_samples_split = min_samples_split
         self.min_samples_leaf = min_samples_leaf
+        self.min_weight_fraction_leaf = min_weight_fraction_leaf
         self.max_features = max_features
         self.max_leaf_nodes = max_leaf_nodes
         self.min_impurity_decrease = min_impurity_decrease
@@ -280,6 +310,7 @@ class RandomForestClassifier(ClassifierMixin, ClassifierBase, BaseForest):
         self.verbose = verbose
         self.warm_start = warm_start
         self.ccp_alpha = ccp_alpha
+        self.monotonic_cst = monotonic_cst
         self.max_samples = max_samples
         self.max_bins = max_bins
         self.executor = executor
@@ -293,8 +324,8 @@ class RandomForestRegressor(RegressorMixin, BaseForest):
     """A random forest regressor, built in parallel on an executor.
 
     Parameters are those of :class:`RandomForestClassifier`, except ``criterion``
-    ("squared_error" only), ``max_features`` (default 1.0: every feature) and
-    ``class_weight`` (classifiers only). With
+    (as in :class:`DecisionTreeRegressor`), ``max_features`` (default 1.0: every
+    feature) and ``class_weight`` (classifiers only). With
     ``oob_score`` it sets ``oob_score_`` (R² by default) and ``oob_prediction_``.
     """
 
@@ -312,6 +343,7 @@ class RandomForestRegressor(RegressorMixin, BaseForest):
         max_depth: int | None = None,
         min_samples_split: int | float = 2,
         min_samples_leaf: int | float = 1,
+        min_weight_fraction_leaf: float = 0.0,
         max_features: int | float | str | None = 1.0,
         max_leaf_nodes: int | None = None,
         min_impurity_decrease: float = 0.0,
@@ -322,6 +354,7 @@ class RandomForestRegressor(RegressorMixin, BaseForest):
         verbose: int = 0,
         warm_start: bool = False,
         ccp_alpha: float = 0.0,
+        monotonic_cst: ArrayLike | None = None,
         max_samples: int | float | None = None,
         max_bins: int = 256,
         executor: str | Executor = DEFAULT_EXECUTOR,
@@ -331,6 +364,7 @@ class RandomForestRegressor(RegressorMixin, BaseForest):
         self.max_depth = max_depth
         self.min_samples_split = min_samples_split
         self.min_samples_leaf = min_samples_leaf
+        self.min_weight_fraction_leaf = min_weight_fraction_leaf
         self.max_features = max_features
         self.max_leaf_nodes = max_leaf_nodes
         self.min_impurity_decrease = min_impurity_decrease
@@ -341,6 +375,7 @@ class RandomForestRegressor(RegressorMixin, BaseForest):
         self.verbose = verbose
         self.warm_start = warm_start
         self.ccp_alpha = ccp_alpha
+        self.monotonic_cst = monotonic_cst
         self.max_samples = max_samples
         self.max_bins = max_bins
         self.executor = executor

@@ -81,7 +81,11 @@ def _sklearn_class(model: BaseEstimator) -> type[BaseEstimator]:
 def _unfitted(model: BaseEstimator, cls: type[BaseEstimator]) -> Any:
     """A ``cls`` with every parameter of ``model`` that it shares."""
     theirs = cls().get_params()
-    return cls(**{k: v for k, v in model.get_params().items() if k in theirs})
+    params = {k: v for k, v in model.get_params().items() if k in theirs}
+    if params.get("criterion") == "friedman_mse":
+        # Its alias since scikit-learn 1.9, which warns that the name goes away.
+        params["criterion"] = "squared_error"
+    return cls(**params)
 
 
 def _copy_data_attributes(model: Any, out: Any) -> None:

@@ -36,9 +36,9 @@ class RandomForestQuantileRegressor(RandomForestRegressor):
     n_estimators : int, default 100
     default_quantiles : float, list of float, "mean" or None, default 0.5
         What :meth:`predict` returns when it is given no ``quantiles``; ``None`` is "mean".
-    criterion, max_depth, min_samples_split, min_samples_leaf, max_features, max_leaf_nodes
+    criterion, max_depth, min_samples_split, min_samples_leaf, min_weight_fraction_leaf, max_features, max_leaf_nodes
     min_impurity_decrease, bootstrap, oob_score, n_jobs, random_state, verbose, warm_start
-    ccp_alpha, max_samples, max_bins, executor
+    ccp_alpha, max_samples, monotonic_cst, max_bins, executor
         As in :class:`~shmforest.RandomForestRegressor`.
 
     Attributes
@@ -55,6 +55,8 @@ class RandomForestQuantileRegressor(RandomForestRegressor):
     ``quantile-forest``'s default keeps one sample per leaf instead. Quantiles are
     read off the weighted distribution with linear interpolation between the
     midpoints of the samples' weights (:mod:`shmforest.tree.leaf_samples`).
+    ``monotonic_cst`` constrains the trees, so the ``"mean"`` prediction; quantiles read
+    off the leaves' samples need not follow it.
 
     Examples
     --------
@@ -76,6 +78,7 @@ class RandomForestQuantileRegressor(RandomForestRegressor):
         max_depth: int | None = None,
         min_samples_split: int | float = 2,
         min_samples_leaf: int | float = 1,
+        min_weight_fraction_leaf: float = 0.0,
         max_features: int | float | str | None = 1.0,
         max_leaf_nodes: int | None = None,
         min_impurity_decrease: float = 0.0,
@@ -86,6 +89,7 @@ class RandomForestQuantileRegressor(RandomForestRegressor):
         verbose: int = 0,
         warm_start: bool = False,
         ccp_alpha: float = 0.0,
+        monotonic_cst: ArrayLike | None = None,
         max_samples: int | float | None = None,
         max_bins: int = 256,
         executor: str | Executor = DEFAULT_EXECUTOR,
@@ -96,6 +100,7 @@ class RandomForestQuantileRegressor(RandomForestRegressor):
             max_depth=max_depth,
             min_samples_split=min_samples_split,
             min_samples_leaf=min_samples_leaf,
+            min_weight_fraction_leaf=min_weight_fraction_leaf,
             max_features=max_features,
             max_leaf_nodes=max_leaf_nodes,
             min_impurity_decrease=min_impurity_decrease,
@@ -106,6 +111,7 @@ class RandomForestQuantileRegressor(RandomForestRegressor):
             verbose=verbose,
             warm_start=warm_start,
             ccp_alpha=ccp_alpha,
+            monotonic_cst=monotonic_cst,
             max_samples=max_samples,
             max_bins=max_bins,
             executor=executor,

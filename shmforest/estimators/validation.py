@@ -18,11 +18,13 @@ import numpy as np
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 
 __all__ = [
+    "check_poisson_targets",
     "PARAMETER_CONSTRAINTS",
     "FOREST_CONSTRAINTS",
     "encode_classes",
     "resolve_max_features",
     "resolve_max_samples",
+    "resolve_monotonic_cst",
     "resolve_min_samples_leaf",
     "resolve_min_samples_split",
     "resolve_n_jobs",
@@ -39,6 +41,7 @@ PARAMETER_CONSTRAINTS: dict[str, list[Any]] = {
         Interval(Integral, 1, None, closed="left"),
         Interval(RealNotInt, 0.0, 1.0, closed="neither"),
     ],
+    "min_weight_fraction_leaf": [Interval(Real, 0.0, 0.5, closed="both")],
     "max_features": [
         Interval(Integral, 1, None, closed="left"),
         Interval(RealNotInt, 0.0, 1.0, closed="right"),
@@ -49,6 +52,7 @@ PARAMETER_CONSTRAINTS: dict[str, list[Any]] = {
     "max_leaf_nodes": [Interval(Integral, 2, None, closed="left"), None],
     "min_impurity_decrease": [Interval(Real, 0.0, None, closed="left")],
     "ccp_alpha": [Interval(Real, 0.0, None, closed="left")],
+    "monotonic_cst": ["array-like", None],
     "max_bins": [Interval(Integral, 2, 256, closed="both")],
     "executor": [str, FuturesExecutor],
     "n_jobs": [Integral, None],
@@ -125,6 +129,36 @@ def resolve_max_samples(value: int | float | None, n_samples: int, bootstrap: bo
             raise ValueError(f"`max_samples` must be <= n_samples={n_samples} but got value {value}")
         return int(value)
     return max(1, round(float(value) * n_samples))
+
+
+def resolve_monotonic_cst(value: Any, n_features: int, n_classes: int) -> tuple[int, ...] | None:
+    """``monotonic_cst`` as a tuple of -1/0/1 per feature, checked as scikit-learn checks it.
+
+    ``n_classes``: 0 for regression. Constraints apply to regression and binary
+    classification (the positive class's probability), one output.
+    """
+    if value is None:
+        return None
+    cst = np.asarray(value)
+    if cst.ndim != 1 or cst.shape[0] != n_features:
+        raise ValueError(
+            f"monotonic_cst has shape {cst.shape[0] if cst.ndim else cst.shape} but the input data "
+            f"X has {n_features} features."
+        )
+    if not np.all(np.isin(cst, (-1, 0, 1))):
+        raise ValueError(f"monotonic_cst must be None or an array-like of -1, 0 or 1, but got {np.unique(cst)}")
+    if n_classes > 2:
+        raise ValueError("Monotonicity constraints are not supported with multiclass classification")
+    return tuple(int(c) for c in cst)
+
+
+def check_poisson_targets(y: np.ndarray, forest: bool) -> None:
+    """The checks scikit-learn makes of a Poisson regressor's ``y``, in its words (a forest's and a tree's)."""
+    if np.any(y < 0):
+        raise ValueError("Some value(s) of y are negative which is not allowed for Poisson regression.")
+    if np.sum(y) <= 0:
+        positive = "strictly positive" if forest else "positive"
+        raise ValueError(f"Sum of y is not {positive} which is necessary for Poisson regression.")
 
 
 def encode_classes(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -30,7 +30,9 @@ class TreeParams:
     Attributes
     ----------
     criterion : str
-        ``"gini"``, ``"entropy"`` or ``"squared_error"``.
+        ``"gini"``, ``"entropy"``, ``"squared_error"``, ``"friedman_mse"`` (the same
+        splits as ``"squared_error"``, as in scikit-learn since 1.9) or ``"poisson"``
+        (half Poisson deviance; targets must be non-negative).
     max_depth : int or None
     min_samples_split : int
         Distinct samples a node needs to be split (at least 2).
@@ -45,6 +47,12 @@ class TreeParams:
         Grow best first up to this many leaves.
     n_classes : int
         Number of classes; 0 for regression.
+    min_weight_fraction_leaf : float
+        Each leaf must keep at least this fraction of the tree's total weight (in [0, 0.5]).
+    monotonic_cst : tuple of int or None
+        Per feature, 1 (increasing), -1 (decreasing) or 0 (free): the constraint on
+        the regression value or, for a binary classifier, on the second class's
+        probability. Regression and binary classification only.
     splitter : str, default "best"
         ``"best"``: the best boundary of each candidate feature; ``"random"``: one
         random cut of each (extra trees).
@@ -58,6 +66,8 @@ class TreeParams:
     min_impurity_decrease: float
     max_leaf_nodes: int | None
     n_classes: int
+    min_weight_fraction_leaf: float = 0.0
+    monotonic_cst: tuple[int, ...] | None = None
     splitter: str = "best"
 
     def validate(self, n_features: int) -> None:
@@ -73,6 +83,16 @@ class TreeParams:
             raise ValueError(f"max_features must be in [1, {n_features}] (n_features), got {self.max_features}")
         if not self.min_impurity_decrease >= 0:
             raise ValueError(f"min_impurity_decrease must be >= 0, got {self.min_impurity_decrease}")
+        if not 0.0 <= self.min_weight_fraction_leaf <= 0.5:
+            raise ValueError(f"min_weight_fraction_leaf must be in [0, 0.5], got {self.min_weight_fraction_leaf}")
+        if self.monotonic_cst is not None:
+            if len(self.monotonic_cst) != n_features or not set(self.monotonic_cst) <= {-1, 0, 1}:
+                raise ValueError(
+                    f"monotonic_cst must hold -1, 0 or 1 for each of the {n_features} features, "
+                    f"got {self.monotonic_cst}"
+                )
+            if self.n_classes > 2:
+                raise ValueError("Monotonicity constraints are not supported with multiclass classification")
         if self.max_leaf_nodes is not None and self.max_leaf_nodes < 2:
             raise ValueError(f"max_leaf_nodes must be None or >= 2, got {self.max_leaf_nodes}")
         if self.splitter not in SPLITTERS:
@@ -159,7 +179,9 @@ class TreeBuilder:
         return table_to_tree(ints, floats, n_features)
 
 
-CRITERIA = ("gini", "entropy", "squared_error")
+CRITERIA = ("gini", "entropy", "squared_error", "friedman_mse", "poisson")
+#: The criteria of regression trees.
+REGRESSION_CRITERIA = ("squared_error", "friedman_mse", "poisson")
 SPLITTERS = ("best", "random")
 
 
@@ -167,9 +189,9 @@ def check_criterion(name: str, n_classes: int) -> None:
     """Raise ``ValueError`` for an unknown criterion, or one that does not fit ``n_classes`` (0: regression)."""
     if name not in CRITERIA:
         raise ValueError(f"criterion must be one of {sorted(CRITERIA)}, got {name!r}")
-    if name != "squared_error" and n_classes < 1:
+    if name not in REGRESSION_CRITERIA and n_classes < 1:
         raise ValueError(f"criterion {name!r} is for classification and needs n_classes >= 1, got {n_classes}")
-    if name == "squared_error" and n_classes != 0:
+    if name in REGRESSION_CRITERIA and n_classes != 0:
         raise ValueError(f"criterion {name!r} is for regression and needs n_classes == 0, got {n_classes}")
 
 

@@ -69,6 +69,16 @@ SMALL_NODE = 48
 
 Table = tuple[np.ndarray, np.ndarray]
 
+#: The kernels' code of each criterion. Friedman's improvement orders splits as the
+#: squared error's decrease does: scikit-learn 1.9 grows the same trees for both.
+CRITERION_CODES = {
+    "gini": K.GINI,
+    "entropy": K.ENTROPY,
+    "squared_error": K.SQUARED_ERROR,
+    "friedman_mse": K.SQUARED_ERROR,
+    "poisson": K.POISSON,
+}
+
 
 # --------------------------------------------------------------------------- inputs
 
@@ -133,13 +143,19 @@ class GrowthSetup:
     ) -> GrowthSetup:
         regression = params.n_classes == 0
         planes = 3 if regression else 1 + params.n_classes
-        ip = np.zeros(K.N_INT_PARAMS, dtype=np.int64)
+        # Monotonic constraints bound a binary classifier's first class, whose fraction
+        # falls as the second's rises: their signs flip, as in scikit-learn.
+        cst = params.monotonic_cst if params.n_classes != 1 else None
+        ip = np.zeros(K.N_INT_PARAMS + (n_features if cst is not None else 0), dtype=np.int64)
+        if cst is not None:
+            ip[K.P_MONOTONIC] = K.N_INT_PARAMS
+            ip[K.N_INT_PARAMS :] = np.asarray(cst) * (-1 if params.n_classes else 1)
         ip[K.P_N_CLASSES] = params.n_classes
         ip[K.P_MAX_DEPTH] = -1 if params.max_depth is None else params.max_depth
         ip[K.P_MIN_SPLIT] = params.min_samples_split
         ip[K.P_MIN_LEAF] = params.min_samples_leaf
         ip[K.P_MAX_FEATURES] = params.max_features
-        ip[K.P_CRITERION] = {"gini": K.GINI, "entropy": K.ENTROPY, "squared_error": K.SQUARED_ERROR}[params.criterion]
+        ip[K.P_CRITERION] = CRITERION_CODES[params.criterion]
         # Every node's histogram of every feature, the larger child's by subtraction,
         # pays when a node evaluates at least half of the features; otherwise each
         # node sums only the features it draws.
@@ -149,7 +165,9 @@ class GrowthSetup:
         # Subtracting costs two passes over the cells; summing the larger child, a
         # pass over its samples' codes.
         ip[K.P_SUB_MIN] = max(SMALL_NODE, n_bins_total * planes // max(n_features, 1))
-        fp = np.array([params.min_impurity_decrease, root_weight], dtype=np.float64)
+        # scikit-learn's min_weight_leaf: a fraction of the tree's total weight (bootstrap counts included).
+        min_weight_leaf = params.min_weight_fraction_leaf * root_weight
+        fp = np.array([params.min_impurity_decrease, root_weight, min_weight_leaf], dtype=np.float64)
         return cls(params, K.readonly(ip, np.int64), K.readonly(fp, np.float64), root_samples, parallel)
 
 
@@ -199,10 +217,16 @@ class OpenNode:
     row: Table | None = None  # its own one-row table, once split here
     children: list[OpenNode] = field(default_factory=list)
     table: Table | None = None  # its whole subtree's table, once grown
+    bounds: np.ndarray = field(default_factory=lambda: unbounded())  # its value's, under monotonic constraints
 
     @property
     def size(self) -> int:
         return int(self.samples.shape[0])
+
+
+def unbounded() -> np.ndarray:
+    """The (lower, upper) bounds of a node's value that bound nothing: the root's."""
+    return np.array([-np.inf, np.inf])
 
 
 # --------------------------------------------------------------------------- growth
@@ -222,7 +246,7 @@ def grow_tree(data: Any, setup: GrowthSetup, inputs: Inputs, root: OpenNode, del
 
 def _grow_whole(setup: GrowthSetup, inputs: Inputs, node: OpenNode) -> Table:
     hist = node.hist if node.hist is not None else _no_hist(setup)
-    return K.grow(*inputs.arrays, setup.ip, setup.fp, node.samples, node.key, node.depth, node.stats, hist)
+    return K.grow(*inputs.arrays, setup.ip, setup.fp, node.samples, node.key, node.depth, node.stats, hist, node.bounds)
 
 
 def _n_planes(setup: GrowthSetup) -> int:
@@ -236,7 +260,7 @@ def _no_hist(setup: GrowthSetup) -> np.ndarray:
 
 def expand(setup: GrowthSetup, inputs: Inputs, node: OpenNode) -> list[OpenNode]:
     """Record ``node`` and split it here (one compiled call); its children, if it split."""
-    ints, floats, mid, ls, rs, hl, hr = K.split_node(
+    ints, floats, mid, ls, rs, hl, hr, cb = K.split_node(
         *inputs.arrays,
         setup.ip,
         setup.fp,
@@ -245,6 +269,7 @@ def expand(setup: GrowthSetup, inputs: Inputs, node: OpenNode) -> list[OpenNode]
         node.depth,
         node.stats,
         node.hist if node.hist is not None else _no_hist(setup),
+        node.bounds,
     )
     node.hist = None
     if mid < 0:
@@ -253,10 +278,20 @@ def expand(setup: GrowthSetup, inputs: Inputs, node: OpenNode) -> list[OpenNode]
     node.row = (ints, floats)
     node.children = [
         OpenNode(
-            node.samples[:mid], np.uint64(K.child_key(node.key, 0)), node.depth + 1, ls, hl if hl.shape[0] else None
+            node.samples[:mid],
+            np.uint64(K.child_key(node.key, 0)),
+            node.depth + 1,
+            ls,
+            hl if hl.shape[0] else None,
+            bounds=cb[0],
         ),
         OpenNode(
-            node.samples[mid:], np.uint64(K.child_key(node.key, 1)), node.depth + 1, rs, hr if hr.shape[0] else None
+            node.samples[mid:],
+            np.uint64(K.child_key(node.key, 1)),
+            node.depth + 1,
+            rs,
+            hr if hr.shape[0] else None,
+            bounds=cb[1],
         ),
     ]
     return node.children
@@ -403,7 +438,7 @@ def free_workers(executor: Any) -> int | None:
 
 
 def task_payload(nodes: list[OpenNode], w: np.ndarray) -> dict[str, np.ndarray]:
-    """What a subtree task receives: its nodes' samples, their weights and histograms, not X."""
+    """What a subtree task receives: its nodes' samples, their weights, histograms and bounds, not X."""
     samples = np.concatenate([n.samples for n in nodes])
     with_hist = [i for i, n in enumerate(nodes) if n.hist is not None]
     hist_of = np.full(len(nodes), -1, dtype=np.int64)
@@ -415,6 +450,7 @@ def task_payload(nodes: list[OpenNode], w: np.ndarray) -> dict[str, np.ndarray]:
         "stats": np.stack([n.stats for n in nodes]),
         "keys": np.array([n.key for n in nodes], dtype=np.uint64),
         "depth": np.array([n.depth for n in nodes], dtype=np.int64),
+        "bounds": np.stack([n.bounds for n in nodes]),
         "hist_of": hist_of,
         "hists": np.stack([h for i in with_hist if (h := nodes[i].hist) is not None])
         if with_hist
@@ -443,6 +479,7 @@ def _grow_task(data: Any, setup: GrowthSetup, payload: dict[str, np.ndarray]) ->
                 int(payload["depth"][i]),
                 np.array(payload["stats"][i], dtype=np.float64),
                 np.array(payload["hists"][h]) if h >= 0 else None,
+                bounds=np.array(payload["bounds"][i], dtype=np.float64),
             )
         )
     if setup.parallel and current_executor().max_workers >= 2:

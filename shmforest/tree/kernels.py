@@ -38,6 +38,7 @@ from numpy.typing import DTypeLike
 __all__ = [
     "ENTROPY",
     "GINI",
+    "POISSON",
     "P_MAX_DEPTH",
     "SQUARED_ERROR",
     "child_key",
@@ -53,15 +54,19 @@ __all__ = [
     "walk_forest",
 ]
 
-GINI, ENTROPY, SQUARED_ERROR = 0, 1, 2
+# The regression criteria are those from SQUARED_ERROR up.
+GINI, ENTROPY, SQUARED_ERROR, POISSON = 0, 1, 2, 3
 
 # Layout of the int64 parameter array ``ip`` the kernels take.
 P_N_CLASSES, P_MAX_DEPTH, P_MIN_SPLIT, P_MIN_LEAF, P_MAX_FEATURES, P_CRITERION, P_USE_SUB, P_SMALL, P_SUB_MIN = range(9)
 # ...P_RANDOM_SPLIT: extra trees' splitter, one random cut per candidate feature.
 P_RANDOM_SPLIT = 9
-N_INT_PARAMS = 10
+# Where in ``ip`` the per-feature monotonic constraints start (0: none). They bound the
+# regression value, or the first class's fraction (scikit-learn's signs, flipped).
+P_MONOTONIC = 10
+N_INT_PARAMS = 11
 # ...and of the float64 one ``fp``.
-F_MIN_DECREASE, F_ROOT_WEIGHT = range(2)
+F_MIN_DECREASE, F_ROOT_WEIGHT, F_MIN_WEIGHT_LEAF = range(3)
 
 EPSILON = float(np.finfo(np.float64).eps)
 LEAF = -1
@@ -146,7 +151,8 @@ def _weight(stats, regression):
 
 @njit(nogil=True, cache=True)
 def _impurity(stats, crit):
-    if crit == SQUARED_ERROR:
+    """A node's impurity from its stats (Poisson's needs its samples: :func:`_poisson_impurity`)."""
+    if crit >= SQUARED_ERROR:
         mean = stats[1] / stats[0]
         return max(stats[2] / stats[0] - mean * mean, 0.0)
     total = 0.0
@@ -162,6 +168,32 @@ def _impurity(stats, crit):
             p = stats[k] / total
             h -= p * np.log2(p)
     return h
+
+
+@njit(nogil=True, cache=True)
+def _poisson_impurity(idx, start, end, yr, w, stats):
+    """Half the mean Poisson deviance of the samples ``idx[start:end]`` (scikit-learn's ``poisson_loss``).
+
+    Infinite when the node's targets sum to (about) zero: its mean, the leaf's
+    prediction, must be positive.
+    """
+    if stats[1] <= EPSILON:
+        return np.inf
+    mean = stats[1] / stats[0]
+    loss = 0.0
+    for i in range(start, end):
+        s = idx[i]
+        if yr[s] > 0:
+            loss += w[s] * yr[s] * np.log(yr[s] / mean)
+    return loss / stats[0]
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _children_impurity(idx, start, mid, end, yr, w, lstats, rstats, crit):
+    """The impurities of a split node's two children, the left one's samples ``idx[start:mid]``."""
+    if crit == POISSON:
+        return _poisson_impurity(idx, start, mid, yr, w, lstats), _poisson_impurity(idx, mid, end, yr, w, rstats)
+    return _impurity(lstats, crit), _impurity(rstats, crit)
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -218,6 +250,63 @@ def _candidate(left, total, crit, n_left, m, msl, best, best_den):
     if n_left < msl or m - n_left < msl:
         return False, best, best_den
     num, den = _proxy(left, total, crit)
+    if _better(num, den, best, best_den):
+        return True, num, den
+    return False, best, best_den
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _poisson_proxy(left, total):
+    """Poisson's score of a split, ``sum_l log(mean_l) + sum_r log(mean_r)`` (over 1), as :func:`_proxy` scores.
+
+    A side whose targets sum to about 0 cannot predict its mean: -inf, never chosen.
+    """
+    rw = total[0] - left[0]
+    ry = total[1] - left[1]
+    if left[1] <= EPSILON or ry <= EPSILON:
+        return -np.inf, 1.0
+    return left[1] * np.log(left[1] / left[0]) + ry * np.log(ry / rw), 1.0
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _admissible(left, total, crit, mwl, cst, lo, hi):
+    """Whether both sides of a boundary weigh at least ``mwl`` (``min_weight_leaf``) and,
+    on a feature of monotonic constraint ``cst``, keep their values within the node's
+    bounds ``[lo, hi]`` and in the constraint's order (scikit-learn's ``check_monotonicity``)."""
+    if crit >= SQUARED_ERROR:
+        wl = left[0]
+        wr = total[0] - left[0]
+    else:
+        wl = 0.0
+        wr = 0.0
+        for k in range(left.shape[0]):
+            wl += left[k]
+            wr += total[k] - left[k]
+    if wl < mwl or wr < mwl:
+        return False
+    if cst == 0:
+        return True
+    # The regression mean, or the first class's fraction.
+    p = 1 if crit >= SQUARED_ERROR else 0
+    vl = left[p] / wl
+    vr = (total[p] - left[p]) / wr
+    return vl >= lo and vr >= lo and vl <= hi and vr <= hi and (vl - vr) * cst <= 0
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _candidate_checked(left, total, crit, n_left, m, msl, best, best_den, mwl, cst, lo, hi):
+    """:func:`_candidate` for what only some trees ask: Poisson's score, a minimum weight, a monotonic constraint.
+
+    A loop of its own, so that the common one keeps none of their branches.
+    """
+    if n_left < msl or m - n_left < msl:
+        return False, best, best_den
+    if not _admissible(left, total, crit, mwl, cst, lo, hi):
+        return False, best, best_den
+    if crit == POISSON:
+        num, den = _poisson_proxy(left, total)
+    else:
+        num, den = _proxy(left, total, crit)
     if _better(num, den, best, best_den):
         return True, num, den
     return False, best, best_den
@@ -371,8 +460,76 @@ def _radix_sort(keys, spare, m):
         keys[:m] = spare[:m]
 
 
+@njit(nogil=True, cache=True)
+def _scan_checked(
+    Xb, idx, start, end, f, lw, lc, total, msl, crit, regression, keys, left, small, hist, offs, nbins, mwl, cst, lo, hi
+):
+    """:func:`_scan_sorted` or :func:`_scan_histogram` scoring by :func:`_candidate_checked`: Poisson's
+    score, ``min_weight_leaf`` ``mwl``, monotonic constraint ``cst`` within bounds ``[lo, hi]``.
+
+    Loops of their own, so that the common ones keep none of these branches (which cost
+    a fully grown regression tree about 40% of its fit).
+    """
+    m = end - start
+    left[:] = 0.0
+    best = -np.inf
+    best_den = 1.0
+    best_bin = -1
+    next_bin = -1
+    if small:
+        spare = keys[keys.shape[0] // 2 :]
+        for i in range(m):
+            keys[i] = (np.int32(Xb[idx[start + i], f]) << 8) | i
+        _radix_sort(keys, spare, m)
+        if (keys[0] >> 8) == (keys[m - 1] >> 8):
+            return -np.inf, 1.0, -1, -1, False
+        for i in range(m - 1):
+            li = keys[i] & 255
+            if regression:
+                left[0] += lw[li, 0]
+                left[1] += lw[li, 1]
+            else:
+                left[lc[li]] += lw[li, 0]
+            c = keys[i] >> 8
+            nc = keys[i + 1] >> 8
+            if c == nc:
+                continue
+            better, best, best_den = _candidate_checked(
+                left, total, crit, i + 1, m, msl, best, best_den, mwl, cst, lo, hi
+            )
+            if better:
+                best_bin = c
+                next_bin = nc
+        return best, best_den, best_bin, next_bin, True
+    n_left = 0.0
+    nonempty = 0
+    o = offs[f]
+    P = hist.shape[1]
+    for b in range(nbins[f]):
+        c = hist[o + b, 0]
+        if c == 0.0:
+            continue
+        nonempty += 1
+        n_left += c
+        if n_left >= m:
+            break
+        for p in range(1, P):
+            left[p - 1] += hist[o + b, p]
+        better, best, best_den = _candidate_checked(left, total, crit, n_left, m, msl, best, best_den, mwl, cst, lo, hi)
+        if better:
+            best_bin = b
+    if best_bin >= 0:
+        for b in range(best_bin + 1, nbins[f]):
+            if hist[o + b, 0] != 0.0:
+                next_bin = b
+                break
+    return best, best_den, best_bin, next_bin, nonempty >= 2
+
+
 @njit(nogil=True, cache=True, inline="always")
-def _scan_random(Xb, idx, start, end, f, yc, yr, w, regression, total, msl, crit, left, state):
+def _scan_random(
+    Xb, idx, start, end, f, yc, yr, w, regression, total, msl, crit, left, state, extra, mwl, cst, lower, upper
+):
     """Extra trees' cut of feature ``f``: (score num, den, bin, next_bin, non-constant).
 
     The cut is drawn uniformly among the codes from the node's lowest to below its
@@ -409,12 +566,17 @@ def _scan_random(Xb, idx, start, end, f, yc, yr, w, regression, total, msl, crit
                 left[yc[s]] += w[s]
         elif c < nb:
             nb = c
-    _, score, den = _candidate(left, total, crit, n_left, end - start, msl, -np.inf, 1.0)
+    if extra:
+        _, score, den = _candidate_checked(
+            left, total, crit, n_left, end - start, msl, -np.inf, 1.0, mwl, cst, lower, upper
+        )
+    else:
+        _, score, den = _candidate(left, total, crit, n_left, end - start, msl, -np.inf, 1.0)
     return score, den, b, nb, True
 
 
 @njit(nogil=True, cache=True)
-def _scan_histogram_random(hist, f, offs, nbins, m, total, msl, crit, left, state):
+def _scan_histogram_random(hist, f, offs, nbins, m, total, msl, crit, left, state, extra, mwl, cst, lower, upper):
     """:func:`_scan_random` on a node's histogram: the same draw, the left side summed over bins."""
     o = offs[f]
     lo = -1
@@ -442,7 +604,10 @@ def _scan_histogram_random(hist, f, offs, nbins, m, total, msl, crit, left, stat
     nb = cut + 1
     while hist[o + nb, 0] == 0.0:
         nb += 1
-    _, score, den = _candidate(left, total, crit, n_left, m, msl, -np.inf, 1.0)
+    if extra:
+        _, score, den = _candidate_checked(left, total, crit, n_left, m, msl, -np.inf, 1.0, mwl, cst, lower, upper)
+    else:
+        _, score, den = _candidate(left, total, crit, n_left, m, msl, -np.inf, 1.0)
     return score, den, last, nb, True
 
 
@@ -493,6 +658,9 @@ def _find_split(
     lw,
     lc,
     left,
+    mwl,
+    lo,
+    hi,
 ):
     """Best split of a node among its drawn features: (feature, bin, next_bin), feature -1 if none.
 
@@ -508,9 +676,12 @@ def _find_split(
     F = Xb.shape[1]
     m = end - start
     crit = ip[P_CRITERION]
-    regression = crit == SQUARED_ERROR
+    regression = crit >= SQUARED_ERROR
     msl = ip[P_MIN_LEAF]
     mtry = ip[P_MAX_FEATURES]
+    mono = ip[P_MONOTONIC]
+    # What only some trees ask is scored in loops of its own (:func:`_scan_checked`).
+    extra = mwl > 0.0 or mono > 0 or crit == POISSON
     random_split = ip[P_RANDOM_SPLIT] != 0
     small = m < ip[P_SMALL]
     # The split-search totals: class weights, or (w, wy).
@@ -547,14 +718,57 @@ def _find_split(
             f = feats[j]
             if random_split:
                 cut_state = cut_state + _GOLDEN
+                cst = ip[mono + f] if mono > 0 else 0
                 if small or not (use_sub and has_hist):
                     score, den, b, nb, nonconstant = _scan_random(
-                        Xb, idx, start, end, f, yc, yr, w, regression, total, msl, crit, left, cut_state
+                        Xb,
+                        idx,
+                        start,
+                        end,
+                        f,
+                        yc,
+                        yr,
+                        w,
+                        regression,
+                        total,
+                        msl,
+                        crit,
+                        left,
+                        cut_state,
+                        extra,
+                        mwl,
+                        cst,
+                        lo,
+                        hi,
                     )
                 else:
                     score, den, b, nb, nonconstant = _scan_histogram_random(
-                        hist, f, offs, nbins, m, total, msl, crit, left, cut_state
+                        hist, f, offs, nbins, m, total, msl, crit, left, cut_state, extra, mwl, cst, lo, hi
                     )
+            elif extra:
+                score, den, b, nb, nonconstant = _scan_checked(
+                    Xb,
+                    idx,
+                    start,
+                    end,
+                    f,
+                    lw,
+                    lc,
+                    total,
+                    msl,
+                    crit,
+                    regression,
+                    keys,
+                    left,
+                    small,
+                    scratch_hist if batch_hist else hist,
+                    offs,
+                    nbins,
+                    mwl,
+                    ip[mono + f] if mono > 0 else 0,
+                    lo,
+                    hi,
+                )
             elif small:
                 score, den, b, nb, nonconstant = _scan_sorted(
                     Xb, idx, start, end, f, lw, lc, total, msl, crit, regression, keys, keys[keys.shape[0] // 2 :], left
@@ -661,18 +875,32 @@ def _split_node(
     row,
     lstats,
     rstats,
+    lower,
+    upper,
+    cbounds,
 ):
-    """Record node ``row`` and split it if it can be; return the first right position, or -1 for a leaf."""
+    """Record node ``row`` and split it if it can be; return the first right position, or -1 for a leaf.
+
+    ``lower``, ``upper``: the bounds of the node's value under monotonic
+    constraints; a split writes its children's in ``cbounds`` (left, right), where
+    a tree without constraints leaves the caller's unbounded ones.
+    """
     crit = ip[P_CRITERION]
-    regression = crit == SQUARED_ERROR
+    regression = crit >= SQUARED_ERROR
     m = end - start
     weight, impurity = _record(ints, floats, row, stats, m, crit, regression)
+    if crit == POISSON:
+        impurity = _poisson_impurity(idx, start, end, yr, w, stats)
+        floats[row, 2] = impurity
+    if ip[P_MONOTONIC] > 0:
+        _clip_value(floats, row, lower, upper, regression)
     max_depth = ip[P_MAX_DEPTH]
     if (
         m < ip[P_MIN_SPLIT]
         or m < 2 * ip[P_MIN_LEAF]
         or (max_depth >= 0 and depth >= max_depth)
         or not impurity > EPSILON
+        or weight < 2.0 * fp[F_MIN_WEIGHT_LEAF]
     ):
         return -1
     f, b, nb = _find_split(
@@ -698,15 +926,17 @@ def _split_node(
         lw,
         lc,
         left,
+        fp[F_MIN_WEIGHT_LEAF],
+        lower,
+        upper,
     )
     if f < 0:
         return -1
     mid = _partition(Xb, idx, tmp, start, end, f, b, yc, yr, w, regression, lstats, rstats)
     wl = _weight(lstats, regression)
     wr = _weight(rstats, regression)
-    gain = (weight / fp[F_ROOT_WEIGHT]) * (
-        impurity - wl / weight * _impurity(lstats, crit) - wr / weight * _impurity(rstats, crit)
-    )
+    il, ir = _children_impurity(idx, start, mid, end, yr, w, lstats, rstats, crit)
+    gain = (weight / fp[F_ROOT_WEIGHT]) * (impurity - wl / weight * il - wr / weight * ir)
     if not gain + EPSILON >= fp[F_MIN_DECREASE]:
         return -1
     ints[row, 2] = f
@@ -715,7 +945,49 @@ def _split_node(
     lo = thresholds[f, b]
     hi = thresholds[f, nb - 1]
     floats[row, 0] = min(max(0.5 * lo + 0.5 * hi, lo), hi)
+    mono = ip[P_MONOTONIC]
+    if mono > 0:
+        _children_bounds(ip[mono + f], lower, upper, lstats, rstats, regression, cbounds)
     return mid
+
+
+@njit(nogil=True, cache=True)
+def _unbounded_pair():
+    """Two rows of (lower, upper) bounds that bound nothing."""
+    out = np.empty((2, 2))
+    out[:, 0] = -np.inf
+    out[:, 1] = np.inf
+    return out
+
+
+@njit(nogil=True, cache=True)
+def _clip_value(floats, row, lower, upper, regression):
+    """Clip node ``row``'s value (a binary classifier's first fraction) into its bounds, as scikit-learn does."""
+    v = floats[row, 3]
+    if v < lower:
+        v = lower
+    elif v > upper:
+        v = upper
+    floats[row, 3] = v
+    if not regression and floats.shape[1] > 4:
+        floats[row, 4] = 1.0 - v
+
+
+@njit(nogil=True, cache=True)
+def _children_bounds(cst, lower, upper, lstats, rstats, regression, cbounds):
+    """The children's bounds: the parent's, cut at the middle of their values on a constrained feature."""
+    cbounds[:, 0] = lower
+    cbounds[:, 1] = upper
+    if cst == 0:
+        return
+    p = 1 if regression else 0
+    middle = lstats[p] / (2.0 * _weight(lstats, regression)) + rstats[p] / (2.0 * _weight(rstats, regression))
+    if cst > 0:
+        cbounds[0, 1] = middle
+        cbounds[1, 0] = middle
+    else:
+        cbounds[0, 0] = middle
+        cbounds[1, 1] = middle
 
 
 @njit(nogil=True, cache=True)
@@ -728,7 +1000,7 @@ def _children_histograms(Xb, idx, start, mid, end, yc, yr, w, offs, nbins, ip, a
     summed and the larger one is the parent's minus it, in place. The rule depends
     on the children's sizes alone, so it is the same wherever the node is split.
     """
-    regression = ip[P_CRITERION] == SQUARED_ERROR
+    regression = ip[P_CRITERION] >= SQUARED_ERROR
     F = Xb.shape[1]
     small = ip[P_SMALL]
     ml = mid - start
@@ -774,7 +1046,7 @@ def _setup(Xb, ip, offs, stats):
     """What a growing call derives from its inputs and parameters, and its scratch arrays."""
     F = Xb.shape[1]
     n_stats = stats.shape[0]
-    regression = ip[P_CRITERION] == SQUARED_ERROR
+    regression = ip[P_CRITERION] >= SQUARED_ERROR
     n_out = 1 if regression else n_stats
     n_bins_total = offs[F]
     n_planes = 3 if regression else 1 + n_stats
@@ -795,11 +1067,12 @@ def _setup(Xb, ip, offs, stats):
 
 
 @njit(nogil=True, cache=True)
-def grow(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, key, depth, stats, hist):
+def grow(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, key, depth, stats, hist, bounds):
     """Grow the subtree of the node whose samples are ``idx`` (ascending; permuted in place).
 
     ``hist`` is the node's histogram when it has one (a tree that subtracts
-    histograms, a node of at least ``small`` samples), else an array of 0 rows.
+    histograms, a node of at least ``small`` samples), else an array of 0 rows;
+    ``bounds`` its value's (lower, upper) bounds under monotonic constraints.
     Returns the node table ``(ints, floats)`` in preorder, the node first.
     """
     n = idx.shape[0]
@@ -814,6 +1087,8 @@ def grow(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, key, depth, stats,
     st = np.empty((scap, 5), np.int64)  # start, end, depth, parent row, histogram slot
     s_key = np.empty(scap, np.uint64)
     s_stats = np.empty((scap, n_stats))
+    s_bounds = np.empty((scap, 2))
+    cbounds = _unbounded_pair()
     # Histograms of open nodes, in slots.
     hcap = 4 if use_sub else 0
     hists = np.empty((hcap, n_bins_total, n_planes))
@@ -827,6 +1102,7 @@ def grow(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, key, depth, stats,
     st[0, 3] = -1
     st[0, 4] = -1
     s_stats[0] = stats
+    s_bounds[0] = bounds
     if use_sub and n >= ip[P_SMALL]:
         st[0, 4] = 0
         n_slots = 1
@@ -886,6 +1162,9 @@ def grow(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, key, depth, stats,
             row,
             lstats,
             rstats,
+            s_bounds[top, 0],
+            s_bounds[top, 1],
+            cbounds,
         )
         if mid < 0:
             if slot >= 0:
@@ -925,6 +1204,7 @@ def grow(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, key, depth, stats,
             st = _grow_rows(st, size)
             s_key = _grow_1d(s_key, size)
             s_stats = _grow_rows(s_stats, size)
+            s_bounds = _grow_rows(s_bounds, size)
         # Right first, so that the left child is popped next.
         for side in (1, 0):
             st[top, 0] = mid if side else start
@@ -934,17 +1214,20 @@ def grow(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, key, depth, stats,
             st[top, 3] = row
             st[top, 4] = slot_r if side else slot_l
             s_stats[top] = rstats if side else lstats
+            s_bounds[top, 0] = cbounds[side, 0]
+            s_bounds[top, 1] = cbounds[side, 1]
             top += 1
     return ints[:count].copy(), floats[:count].copy()
 
 
 @njit(nogil=True, cache=True)
-def split_node(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, key, depth, stats, hist):
+def split_node(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, key, depth, stats, hist, bounds):
     """Record one node and split it: what the branch-parallel driver calls at the top of a tree.
 
-    Returns ``(ints, floats, mid, left_stats, right_stats, left_hist, right_hist)``:
+    Returns ``(ints, floats, mid, left_stats, right_stats, left_hist, right_hist, children_bounds)``:
     the node's one-row table, where its samples ``idx`` (permuted in place) are cut
-    (-1 for a leaf), and the children's stats and histograms (0 rows: none).
+    (-1 for a leaf), the children's stats and histograms (0 rows: none) and their
+    bounds (rows left, right).
     """
     n = idx.shape[0]
     F, n_stats, regression, n_out, use_sub, n_bins_total, n_planes, all_feats, scratch = _setup(Xb, ip, offs, stats)
@@ -953,6 +1236,8 @@ def split_node(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, key, depth, 
     floats = np.empty((1, 3 + n_out))
     lstats = np.empty(n_stats)
     rstats = np.empty(n_stats)
+    cbounds = np.empty((2, 2))
+    cbounds[:] = bounds
     has = use_sub and n >= ip[P_SMALL]
     node_hist = hist
     if has and hist.shape[0] == 0:
@@ -991,6 +1276,9 @@ def split_node(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, key, depth, 
         np.int64(0),
         lstats,
         rstats,
+        bounds[0],
+        bounds[1],
+        cbounds,
     )
     hl = np.empty((0, n_planes))
     hr = np.empty((0, n_planes))
@@ -1006,7 +1294,7 @@ def split_node(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, key, depth, 
             hl = a
         if has_r:
             hr = b
-    return ints, floats, mid, lstats, rstats, hl, hr
+    return ints, floats, mid, lstats, rstats, hl, hr, cbounds
 
 
 @njit(nogil=True, cache=True)
@@ -1033,6 +1321,8 @@ def grow_best_first(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, key, st
     n_gain = np.empty(cap)
     n_lstats = np.empty((cap, n_stats))
     n_rstats = np.empty((cap, n_stats))
+    n_cbounds = np.empty((cap, 2, 2))  # the children's bounds of each open split
+    n_cbounds[:] = _unbounded_pair()
     lstats = np.empty(n_stats)
     rstats = np.empty(n_stats)
     count = np.int64(0)
@@ -1044,6 +1334,7 @@ def grow_best_first(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, key, st
     make_start[0] = 0
     make_end[0] = n
     make_stats[0] = stats
+    make_bounds = _unbounded_pair()
     n_make = 1
     parent = -1
     leaves = 1
@@ -1092,6 +1383,9 @@ def grow_best_first(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, key, st
                 row,
                 lstats,
                 rstats,
+                make_bounds[c, 0],
+                make_bounds[c, 1],
+                n_cbounds[row],
             )
             nodes[row, 0] = start
             nodes[row, 1] = end
@@ -1103,10 +1397,11 @@ def grow_best_first(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, key, st
                 nodes[row, 4] = ints[row, 2]
                 n_threshold[row] = floats[row, 0]
                 weight = floats[row, 1]
+                il, ir = _children_impurity(idx, start, mid, end, yr, w, lstats, rstats, crit)
                 n_gain[row] = (weight / fp[F_ROOT_WEIGHT]) * (
                     floats[row, 2]
-                    - _weight(lstats, regression) / weight * _impurity(lstats, crit)
-                    - _weight(rstats, regression) / weight * _impurity(rstats, crit)
+                    - _weight(lstats, regression) / weight * il
+                    - _weight(rstats, regression) / weight * ir
                 )
                 n_lstats[row] = lstats
                 n_rstats[row] = rstats
@@ -1130,6 +1425,7 @@ def grow_best_first(Xb, yc, yr, w, thresholds, nbins, offs, ip, fp, idx, key, st
         make_end[1] = nodes[best, 1]
         make_stats[0] = n_lstats[best]
         make_stats[1] = n_rstats[best]
+        make_bounds[:] = n_cbounds[best]
         n_make = 2
         parent = best
         leaves += 1

@@ -53,15 +53,7 @@ def expected_failed_checks(estimator: BaseEstimator) -> dict[str, str]:
         _get_expected_failed_checks,
     )
 
-    expected = dict(_get_expected_failed_checks(sklearn_counterpart(estimator)))
-    params = estimator.get_params()
-    if "class_weight" in params and "min_weight_fraction_leaf" not in params and not params.get("bootstrap"):
-        # The check sets min_weight_fraction_leaf=0.01 where an estimator has it; fully
-        # grown trees on the whole training set (a single tree, extra trees) fail without
-        # it for scikit-learn too (their pure leaves keep the down-weighted classes).
-        # Clears itself once the parameter lands.
-        expected["check_class_weight_classifiers"] = "needs min_weight_fraction_leaf, as scikit-learn's own trees do"
-    return expected
+    return dict(_get_expected_failed_checks(sklearn_counterpart(estimator)))
 
 
 @parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failed_checks)

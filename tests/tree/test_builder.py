@@ -410,7 +410,19 @@ def test_nodes_are_numbered_in_preorder_as_scikit_learn_does(clf_data):
 
 
 @pytest.mark.parametrize(
-    "kind", ["exact", "float_weights", "regression", "entropy_msl", "subtracted_float", "subtracted_regression"]
+    "kind",
+    [
+        "exact",
+        "float_weights",
+        "regression",
+        "entropy_msl",
+        "subtracted_float",
+        "subtracted_regression",
+        "min_weight_leaf",
+        "poisson",
+        "monotonic",
+        "monotonic_binary",
+    ],
 )
 def test_branch_parallel_build_is_bit_identical(clf_data, monkeypatch, kind):
     X, y = clf_data
@@ -429,6 +441,18 @@ def test_branch_parallel_build_is_bit_identical(clf_data, monkeypatch, kind):
         target = X[:, 1] * 3 + y
     elif kind == "entropy_msl":
         p = params(criterion="entropy", max_features=3, min_samples_leaf=3)
+    elif kind == "poisson":
+        p = params(criterion="poisson", n_classes=0, max_features=X.shape[1])
+        target = np.abs(X[:, 1]).round() + y
+    elif kind == "monotonic":
+        # Bounds passed down the tree must travel with the nodes handed on.
+        p = params(criterion="squared_error", n_classes=0, max_features=3, monotonic_cst=(1, -1, 0, 0, 0, 0, 1, 0))
+        target = X[:, 1] * 3 + y
+    elif kind == "monotonic_binary":
+        p = params(max_features=X.shape[1], monotonic_cst=(1, 0, 0, -1, 0, 0, 0, 1))
+    elif kind == "min_weight_leaf":
+        w = np.random.default_rng(3).uniform(0.2, 2.0, y.size)
+        p = params(max_features=X.shape[1], min_weight_fraction_leaf=0.002)
     with dataset(X, target, w) as ds:
         serial = TreeBuilder(p).build(ds, seed=21, sample_counts=counts)
         # Cut levels into tasks as soon as they hold 32 samples: many tasks, many shapes.
