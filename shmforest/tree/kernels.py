@@ -717,7 +717,7 @@ def _scan_random(
         return -np.inf, 1.0, -1, -1, False, -1
     draw = _mix(state)
     if lo >= hi:  # one value code, and NaN: split on missingness
-        cut = lo
+        cut = np.int64(lo)
         nan_left = False
     else:
         cut = lo + np.int64(((draw >> _S32) * np.uint64(hi - lo)) >> _S32)
@@ -765,7 +765,7 @@ def _scan_histogram_random(hist, f, offs, nbins, nan, m, total, msl, crit, left,
         return -np.inf, 1.0, -1, -1, False, -1
     draw = _mix(state)
     if lo >= hi:  # one value code, and NaN: split on missingness
-        cut = lo
+        cut = np.int64(lo)
         nan_left = False
     else:
         cut = lo + np.int64(((draw >> _S32) * np.uint64(hi - lo)) >> _S32)

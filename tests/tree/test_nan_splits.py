@@ -184,6 +184,20 @@ def test_branch_parallel_build_with_nan_is_bit_identical(nan_data, monkeypatch, 
     assert parallel == serial
 
 
+@pytest.mark.parametrize("max_features", [3, 8])
+def test_random_cuts_send_nan_to_a_drawn_side(nan_data, monkeypatch, max_features):
+    # Extra trees: one random cut per feature, NaN to a side drawn with it; read from
+    # the node's histogram or from its samples, the same tree.
+    X, y = nan_data
+    p = params(max_features=max_features, splitter="random")
+    tree = grow(X, y, p, seed=3)
+    internal = tree.children_left != -1
+    assert 0.2 < tree.missing_go_to_left[internal].mean() < 0.8
+    np.testing.assert_array_equal(tree.apply(X[::5]), [one_row_walk(tree, x) for x in X[::5]])
+    monkeypatch.setattr(growth_module, "SMALL_NODE", 10**9)  # every node read from its samples
+    assert grow(X, y, p, seed=3) == tree
+
+
 @pytest.mark.parametrize("small", [2, 200])
 def test_sorted_and_histogram_paths_agree_with_nan(nan_data, monkeypatch, small):
     X, y = nan_data
