@@ -91,41 +91,37 @@ def executor():
         yield ex
 
 
-@pytest.mark.parametrize("kind", ["random", "by_target"])
-@pytest.mark.parametrize("name, regression, gap", CASES, ids=[c[0] for c in CASES])
-def test_score_with_nan_is_scikit_learns(name, regression, gap, kind, executor, record_property):
-    X, y = load(name)
-    X = with_nan(X, y, kind)
-    splitter = KFold if regression else StratifiedKFold
-    folds = list(splitter(FOLDS, shuffle=True, random_state=0).split(X, y))
-    ours_cls = RandomForestRegressor if regression else RandomForestClassifier
-    theirs_cls = SkRandomForestRegressor if regression else SkRandomForestClassifier
-    ours = cross_validated(lambda seed: ours_cls(N_ESTIMATORS, random_state=seed, executor=executor), X, y, folds)
-    theirs = cross_validated(lambda seed: theirs_cls(N_ESTIMATORS, random_state=seed, n_jobs=1), X, y, folds)
-    record_property("shmforest", round(ours, 4))
-    record_property("scikit-learn", round(theirs, 4))
-    print(f"{name} ({kind} NaN): shmforest {ours:.4f}, scikit-learn {theirs:.4f}, difference {ours - theirs:+.4f}")
-    assert ours >= theirs - gap, f"{name} ({kind} NaN): shmforest {ours:.4f} vs scikit-learn {theirs:.4f}"
-
-
 # Extra trees draw NaN's side with each random cut, as scikit-learn's random splitter does.
 # (Not diabetes: there our extra trees trail scikit-learn's by about 0.02 R² without NaN
 # too, their cuts being drawn on bins.)
 EXTRA_CASES = [("digits", False, 0.01, "random"), ("regression", True, 0.02, "by_target")]
+ALL_CASES = [("RandomForest", *case, kind) for case in CASES for kind in ("random", "by_target")] + [
+    ("ExtraTrees", *case) for case in EXTRA_CASES
+]
+CLASSES = {
+    ("RandomForest", False): (RandomForestClassifier, SkRandomForestClassifier),
+    ("RandomForest", True): (RandomForestRegressor, SkRandomForestRegressor),
+    ("ExtraTrees", False): (ExtraTreesClassifier, SkExtraTreesClassifier),
+    ("ExtraTrees", True): (ExtraTreesRegressor, SkExtraTreesRegressor),
+}
 
 
-@pytest.mark.parametrize("name, regression, gap, kind", EXTRA_CASES, ids=[c[0] for c in EXTRA_CASES])
-def test_extra_trees_score_with_nan_is_scikit_learns(name, regression, gap, kind, executor):
+@pytest.mark.parametrize(
+    "family, name, regression, gap, kind", ALL_CASES, ids=[f"{c[0]}-{c[1]}-{c[4]}" for c in ALL_CASES]
+)
+def test_score_with_nan_is_scikit_learns(family, name, regression, gap, kind, executor, record_property):
     X, y = load(name)
     X = with_nan(X, y, kind)
     splitter = KFold if regression else StratifiedKFold
     folds = list(splitter(FOLDS, shuffle=True, random_state=0).split(X, y))
-    ours_cls = ExtraTreesRegressor if regression else ExtraTreesClassifier
-    theirs_cls = SkExtraTreesRegressor if regression else SkExtraTreesClassifier
+    ours_cls, theirs_cls = CLASSES[family, regression]
     ours = cross_validated(lambda seed: ours_cls(N_ESTIMATORS, random_state=seed, executor=executor), X, y, folds)
     theirs = cross_validated(lambda seed: theirs_cls(N_ESTIMATORS, random_state=seed, n_jobs=1), X, y, folds)
-    print(f"extra trees, {name} ({kind} NaN): shmforest {ours:.4f}, scikit-learn {theirs:.4f}")
-    assert ours >= theirs - gap, f"{name} ({kind} NaN): shmforest {ours:.4f} vs scikit-learn {theirs:.4f}"
+    record_property("shmforest", round(ours, 4))
+    record_property("scikit-learn", round(theirs, 4))
+    label = f"{family}, {name} ({kind} NaN)"
+    print(f"{label}: shmforest {ours:.4f}, scikit-learn {theirs:.4f}, difference {ours - theirs:+.4f}")
+    assert ours >= theirs - gap, f"{label}: shmforest {ours:.4f} vs scikit-learn {theirs:.4f}"
 
 
 # --------------------------------------------------------------------------- the estimators
