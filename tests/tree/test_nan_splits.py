@@ -86,12 +86,13 @@ def test_codes_agree_with_thresholds_with_nan(max_bins):
 
 @pytest.mark.parametrize("n", [30, 3000])  # a small node's sorted scan, a big one's histogram
 @pytest.mark.parametrize("nan_class", [0, 1])
-def test_nan_goes_to_the_side_that_scores_best(n, nan_class):
+@pytest.mark.parametrize("checked", [False, True])  # the scans that check a minimum weight too
+def test_nan_goes_to_the_side_that_scores_best(n, nan_class, checked):
     x = (np.arange(n) % 20) / 19.0  # few distinct values: exact bins
     y = (x > 0.5).astype(np.int32)
     x[::5] = np.nan
     y[::5] = nan_class
-    tree = grow(x[:, None], y, params(max_depth=1))
+    tree = grow(x[:, None], y, params(max_depth=1, min_weight_fraction_leaf=0.01 if checked else 0.0))
     assert tree.feature[0] == 0 and 0.4 < tree.threshold[0] < 0.6
     # Class 1 lies right of the cut, class 0 left: NaN joins the side of its class.
     assert tree.missing_go_to_left[0] == (nan_class == 0)
