@@ -34,6 +34,7 @@ from shmforest.estimators.validation import (
     resolve_n_jobs,
 )
 from shmforest.executors.base import in_task
+from shmforest.tree.binning import check_no_infinity
 from shmforest.tree.builder import TreeParams
 from shmforest.tree.ensemble import ForestArrays
 from shmforest.tree.pruning import pruning_path
@@ -77,7 +78,8 @@ class TreeModel(BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Numbers or bools, all finite.
+            Numbers or bools; NaN is a missing value, whose side each split
+            learns (infinite values raise).
         y : array-like of shape (n_samples,)
             Class labels, or regression targets.
         sample_weight : array-like of shape (n_samples,), optional
@@ -163,7 +165,15 @@ class TreeModel(BaseEstimator):
 
     def _check_X_predict(self, X: Any) -> np.ndarray:
         check_is_fitted(self)
-        return validate_data(self, X, reset=False, dtype=np.float64, order="C")
+        Xa = validate_data(self, X, reset=False, dtype=np.float64, order="C", ensure_all_finite=False)
+        check_no_infinity(Xa)
+        return Xa
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        # NaN is a missing value: each split learns which side it goes to.
+        tags.input_tags.allow_nan = True
+        return tags
 
 
 class ClassifierBase:

@@ -7,7 +7,7 @@
     check X, y, sample_weight once
     each model: check params, draw per-tree seeds  (a model's plan)
     Binner: X -> uint8 codes, once  (from mid-sized X up: groups of features in threads here)
-    SharedDataset(Xb, thresholds, y[, w][, X])  ----->   tree_tasks.fit_tree(dataset, params, seed, ...)
+    SharedDataset(Xb, thresholds, y[, w][, missing][, X]) -->   tree_tasks.fit_tree(dataset, params, seed, ...)
       (one per target kind; pickles as handles)            bootstrap counts from the seed
                                                             TreeBuilder(params).build(...)
                                                             out-of-bag predictions, if asked
@@ -57,7 +57,7 @@ from shmforest.pool import preload_in_workers
 from shmforest.shared import SharedDataset
 from shmforest.tree import growth
 from shmforest.tree import tasks as tree_tasks
-from shmforest.tree.binning import Binner
+from shmforest.tree.binning import Binner, check_no_infinity
 from shmforest.tree.builder import TreeParams
 from shmforest.tree.tree import Tree
 
@@ -170,6 +170,7 @@ def fit_models(
     for model in models:
         model._validate_params()
     Xa, y = _check_data(models, X, y)
+    missing = check_no_infinity(Xa)
     n_samples, n_features = Xa.shape
     w = (
         None
@@ -193,6 +194,8 @@ def fit_models(
             datasets: dict[bool, SharedDataset] = {}
             for regression in sorted({p.regression for p in plans}):
                 arrays: dict[str, np.ndarray] = {"Xb": Xb, "thresholds": thresholds}
+                if missing.any():
+                    arrays["missing"] = missing  # the features binned with a NaN code
                 y_of_kind = targets.values if regression else targets.codes
                 assert y_of_kind is not None  # checked for every model of that kind
                 arrays["y"] = y_of_kind
@@ -210,13 +213,18 @@ def fit_models(
 
 
 def _check_data(models: Sequence[Any], X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
-    """``X`` as finite C-order float64 and ``y`` as a 1-D array, checked once by scikit-learn.
+    """``X`` as C-order float64 and ``y`` as a 1-D array, checked once by scikit-learn.
+
+    NaN passes (a missing value, learned per split); infinity is refused by
+    :func:`~shmforest.tree.binning.check_no_infinity`, which names the column.
 
     The first model's check converts; every model records ``n_features_in_`` and
     ``feature_names_in_`` from the data as given.
     """
     first = models[0]
-    Xa, y = validate_data(first, X, y, dtype=np.float64, order="C", y_numeric=is_regressor(first))
+    Xa, y = validate_data(
+        first, X, y, dtype=np.float64, order="C", y_numeric=is_regressor(first), ensure_all_finite=False
+    )
     for model in models[1:]:
         validate_data(model, X, skip_check_array=True)
     return Xa, y

@@ -36,12 +36,15 @@ SKLEARN_CLASSES = {"RandomForestQuantileRegressor": "RandomForestRegressor"}
 
 
 def float32_thresholds(threshold: np.ndarray, is_leaf: np.ndarray) -> np.ndarray:
-    """Each split threshold rounded down to a float32 value (stored as float64); leaves unchanged."""
+    """Each split threshold rounded down to a float32 value (stored as float64); leaves unchanged.
+
+    A threshold of +inf (a split on missingness alone: every value left, NaN right) stays +inf.
+    """
     limit = np.finfo(np.float32).max
     down = np.clip(threshold, -limit, limit).astype(np.float32)
     too_high = down.astype(np.float64) > threshold
     down[too_high] = np.nextafter(down[too_high], np.float32(-np.inf))
-    return np.where(is_leaf, threshold, down.astype(np.float64))
+    return np.where(is_leaf | np.isposinf(threshold), threshold, down.astype(np.float64))
 
 
 def sklearn_tree(tree: Tree, n_classes: int | None) -> SkTree:
@@ -56,8 +59,7 @@ def sklearn_tree(tree: Tree, n_classes: int | None) -> SkTree:
     nodes["impurity"] = tree.impurity
     nodes["n_node_samples"] = tree.n_node_samples
     nodes["weighted_n_node_samples"] = tree.weighted_n_node_samples
-    # Where our trees learn a side for NaN they say so; otherwise NaN goes right, as in ours.
-    nodes["missing_go_to_left"] = getattr(tree, "missing_go_to_left", np.zeros(n, dtype=np.uint8))
+    nodes["missing_go_to_left"] = tree.missing_go_to_left
     width = 1 if n_classes is None else n_classes
     out = SkTree(tree.n_features, np.array([width], dtype=np.intp), 1)
     out.__setstate__(

@@ -9,13 +9,20 @@ Codes and thresholds agree by construction: ``code <= c`` exactly when
 ``x <= thresholds_[f, c]``, because :meth:`Binner.transform` *defines* the code as
 the number of thresholds below ``x``. That is what lets a fitted tree keep real
 thresholds and predict on raw ``X`` with no binning.
+
+NaN is a code of its own: a feature that holds NaN at fit gets at most
+``max_bins - 1`` value bins and its NaN code is the next one, above every value
+bin (255 with the default 256 bins and enough distinct values). So ``code <= c``
+still means ``x <= thresholds_[f, c]`` for every value bin ``c``, NaN is never
+below a cut, the codes stay ``uint8``, and a feature without NaN keeps all
+``max_bins`` bins and the codes it had.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["Binner", "MAX_BINS", "by_feature", "count_below", "count_below_by_column"]
+__all__ = ["Binner", "MAX_BINS", "by_feature", "check_no_infinity", "count_below", "count_below_by_column"]
 
 #: The most bins a ``uint8`` code can tell apart.
 MAX_BINS = 256
@@ -32,8 +39,10 @@ class Binner:
     Attributes
     ----------
     n_bins_ : ndarray of shape (n_features,)
-        Bins used per feature (at most ``max_bins``; the number of distinct
-        values when that is smaller).
+        Codes used per feature, the NaN code included (at most ``max_bins``; the
+        number of distinct values, plus one for NaN, when that is smaller).
+    missing_ : ndarray of bool, shape (n_features,)
+        Features that held NaN at fit; their NaN code is ``n_bins_[f] - 1``.
     thresholds_ : ndarray of shape (n_features, max_bins - 1), float64
         ``thresholds_[f, c]`` separates bin ``c`` from bin ``c + 1`` of feature
         ``f``: the midpoint between the largest value of bin ``c`` and the smallest
@@ -50,6 +59,7 @@ class Binner:
     """
 
     n_bins_: np.ndarray
+    missing_: np.ndarray
     thresholds_: np.ndarray
 
     def __init__(self, max_bins: int = MAX_BINS) -> None:
@@ -61,7 +71,7 @@ class Binner:
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Finite real values.
+            Real values or NaN (its own code); infinite values raise.
         sample_weight : array-like of shape (n_samples,), optional
             Weights for the quantiles; samples of weight 0 do not place cuts.
 
@@ -97,6 +107,7 @@ class Binner:
                 w = None  # uniform weights place the same cuts as none
         thresholds = np.full((n_features, self.max_bins - 1), np.inf)
         n_bins = np.empty(n_features, dtype=np.int32)
+        missing = np.zeros(n_features, dtype=bool)
         columns = by_feature(X)  # each feature contiguous: sorts and takes run on cached data
         by_column = np.empty(columns.shape, dtype=np.uint8) if codes else None
         for f in range(n_features):
@@ -108,13 +119,23 @@ class Binner:
                 # depend on how ties were ordered.
                 order = np.argsort(column, kind="stable")
                 xs, ws = column.take(order), w.take(order)
-            cuts = _sorted_thresholds(xs, ws, self.max_bins)
+            if np.isnan(xs[-1]):  # NaN sorts last: the feature's values are the rest
+                missing[f] = True
+                n_values = int(np.searchsorted(np.isnan(xs), True))
+                xs = xs[:n_values]
+                ws = None if ws is None else ws[:n_values]
+            value_bins = self.max_bins - int(missing[f])
+            cuts = _sorted_thresholds(xs, ws, value_bins) if xs.size and value_bins > 1 else np.empty(0)
             thresholds[f, : cuts.size] = cuts
-            n_bins[f] = cuts.size + 1
+            n_bins[f] = cuts.size + 1 + missing[f]
             if by_column is not None:
-                _count_below_in_range(cuts, column, xs[0], xs[-1], by_column[f])
+                if missing[f]:
+                    _nan_codes(cuts, column, xs, by_column[f])
+                else:
+                    _count_below_in_range(cuts, column, xs[0], xs[-1], by_column[f])
         self.thresholds_ = thresholds
         self.n_bins_ = n_bins
+        self.missing_ = missing
         return None if by_column is None else np.ascontiguousarray(by_column.T)
 
     def transform(self, X: np.ndarray) -> np.ndarray:
@@ -130,15 +151,20 @@ class Binner:
         Returns
         -------
         ndarray of uint8
-            ``codes[i, f]`` is the number of ``thresholds_[f]`` below ``X[i, f]``.
+            ``codes[i, f]`` is the number of ``thresholds_[f]`` below ``X[i, f]``;
+            a NaN gets the feature's NaN code (its last value bin's, for a feature
+            that held no NaN at fit).
         """
         if not hasattr(self, "thresholds_"):
             raise RuntimeError("this Binner is not fitted yet; call fit(X) first")
         X = _as_2d_float(X, "X")
         if X.shape[1] != self.n_bins_.size:
             raise ValueError(f"X has {X.shape[1]} features; the Binner was fitted on {self.n_bins_.size}")
-        cuts = [self.thresholds_[f, : self.n_bins_[f] - 1] for f in range(X.shape[1])]
-        return count_below_by_column(X, cuts, np.empty(X.shape, dtype=np.uint8))
+        cuts = [self.thresholds_[f, : self.n_bins_[f] - 1 - self.missing_[f]] for f in range(X.shape[1])]
+        codes = count_below_by_column(X, cuts, np.empty(X.shape, dtype=np.uint8))
+        for f in np.flatnonzero(self.missing_):
+            codes[np.isnan(X[:, f]), f] = self.n_bins_[f] - 1
+        return codes
 
     def fit_transform(self, X: np.ndarray, sample_weight: np.ndarray | None = None) -> np.ndarray:
         """:meth:`fit`, then :meth:`transform` of the same ``X``, sorting each feature once.
@@ -288,13 +314,42 @@ def _count_below_sorted(cuts: np.ndarray, xs: np.ndarray, order: np.ndarray, out
     return out
 
 
+def _nan_codes(cuts: np.ndarray, column: np.ndarray, values: np.ndarray, out: np.ndarray) -> None:
+    """Codes of a ``column`` holding NaN: its values' as any column's, NaN the code after the last bin.
+
+    ``values``: the column's values sorted, NaN left out.
+    """
+    nan = np.isnan(column)
+    if values.size:
+        # NaN replaced by a value of the column, so the bucketing sees finite values only.
+        _count_below_in_range(cuts, np.where(nan, values[0], column), values[0], values[-1], out)
+    out[nan] = cuts.size + 1
+
+
 def _as_2d_float(X: np.ndarray, name: str) -> np.ndarray:
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2:
         raise ValueError(f"{name} must be 2-dimensional (n_samples, n_features), got shape {X.shape}")
-    if not np.all(np.isfinite(X)):
-        raise ValueError(f"{name} holds NaN or infinite values; shmforest needs finite features")
+    check_no_infinity(X, name)
     return X
+
+
+def check_no_infinity(X: np.ndarray, name: str = "X") -> np.ndarray:
+    """Which columns of the 2-d float ``X`` hold NaN; a ``ValueError`` naming the first column holding +-inf.
+
+    One summing pass over ``X`` when it holds neither (a finite sum), cheaper than
+    testing every value; the columns are searched only when the sum is not finite.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(X.sum()):
+            return np.zeros(X.shape[1], dtype=bool)
+    infinite = np.flatnonzero(np.isinf(X).any(axis=0))
+    if infinite.size:
+        raise ValueError(
+            f"Input {name} contains infinity or a value too large for dtype('float64') in column {infinite[0]}; "
+            "it takes finite values or NaN (a missing value)."
+        )
+    return np.isnan(X).any(axis=0)
 
 
 def _sorted_thresholds(xs: np.ndarray, ws: np.ndarray | None, max_bins: int) -> np.ndarray:

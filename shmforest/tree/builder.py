@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from shmforest.tree import kernels
-from shmforest.tree.growth import GrowthSetup, Inputs, OpenNode, grow_tree, read_inputs
+from shmforest.tree.growth import GrowthSetup, Inputs, OpenNode, grow_tree, missing_features, read_inputs
 from shmforest.tree.tree import Tree
 
 __all__ = ["CRITERIA", "TreeBuilder", "TreeParams", "check_criterion", "table_to_tree"]
@@ -141,7 +141,8 @@ class TreeBuilder:
         data : SharedDataset
             ``"Xb"`` (uint8 codes, :meth:`Binner.transform`), ``"thresholds"``
             (:attr:`Binner.thresholds_`), ``"y"`` (int class index, or float
-            target), optional ``"w"`` (float64 sample weights). Any mapping of
+            target), optional ``"w"`` (float64 sample weights) and ``"missing"``
+            (:attr:`Binner.missing_`, where X held NaN). Any mapping of
             arrays works; a SharedDataset is what lets subtree tasks run elsewhere.
         seed : int
             Every random draw derives from ``seed`` and the node's position.
@@ -167,7 +168,7 @@ class TreeBuilder:
         samples = np.flatnonzero(w > 0).astype(np.int64)
         if samples.size == 0:
             raise ValueError("no sample has a positive weight (sample_weight * sample_counts)")
-        inputs = Inputs.make(Xb, y, w, data["thresholds"], params.n_classes)
+        inputs = Inputs.make(Xb, y, w, data["thresholds"], params.n_classes, missing_features(data))
         regression = params.n_classes == 0
         stats = kernels.node_stats(
             samples, inputs.yc, inputs.yr, inputs.w, 3 if regression else params.n_classes, regression
@@ -196,7 +197,8 @@ def check_criterion(name: str, n_classes: int) -> None:
 
 
 def table_to_tree(ints: np.ndarray, floats: np.ndarray, n_features: int) -> Tree:
-    """The Tree of a node table (``kernels``: left, right, feature, n | threshold, weight, impurity, value...)."""
+    """The Tree of a node table (``kernels``: left, right, feature, n, missing_go_to_left | threshold, weight,
+    impurity, value...)."""
     return Tree(
         ints[:, 0],
         ints[:, 1],
@@ -209,4 +211,5 @@ def table_to_tree(ints: np.ndarray, floats: np.ndarray, n_features: int) -> Tree
         n_features,
         # The kernels write a valid preorder table: checking it again is pure cost on small trees.
         check=False,
+        missing_go_to_left=ints[:, 4],
     )

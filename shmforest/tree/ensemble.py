@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from shmforest.tree import kernels
-from shmforest.tree.tree import ROW_BATCH, Tree, as_features, row_block
+from shmforest.tree.tree import ROW_BATCH, Tree, as_features, may_hold_nan, row_block
 
 __all__ = [
     "ROWS_PER_THREAD",
@@ -57,6 +57,8 @@ class ForestArrays:
     nodes : ndarray of int32, shape (n_nodes, 4)
         One 16-byte record a node (:func:`shmforest.tree.kernels.pack_nodes`): each
         tree renumbered so that siblings sit side by side.
+    nan_left : ndarray of uint8, shape (n_nodes,)
+        1 where NaN goes left (each tree's ``missing_go_to_left``), in the records' order.
     value : ndarray of float64, shape (n_nodes, n_outputs)
         The value rows, in the records' order.
     local : ndarray of int64
@@ -84,15 +86,17 @@ class ForestArrays:
             raise ValueError(f"trees has a tree of {counts.max()} nodes; the walk takes at most 2**31 - 1")
         roots = np.zeros(self.n_trees, dtype=np.int64)
         np.cumsum(counts[:-1], out=roots[1:])
-        nodes, value, local = kernels.pack_nodes(
+        nodes, value, local, nan_left = kernels.pack_nodes(
             np.concatenate([t.children_left for t in trees]),
             np.concatenate([t.children_right for t in trees]),
             np.concatenate([t.feature for t in trees]),
             np.concatenate([t.threshold for t in trees]),
+            np.concatenate([t.missing_go_to_left for t in trees]),
             np.concatenate([t.value for t in trees]),
             roots,
         )
         self.nodes = kernels.readonly(nodes, np.int32)
+        self.nan_left = kernels.readonly(nan_left, np.uint8)
         self.value = kernels.readonly(value, np.float64)
         self.local = kernels.readonly(local, np.int64)
         self.roots = kernels.readonly(roots, np.int64)
@@ -109,11 +113,12 @@ class ForestArrays:
                 value = kernels.readonly(value, value.dtype)
             setattr(self, name, value)
 
-    def _walk(self, X: np.ndarray, out: np.ndarray, leaves: np.ndarray) -> None:
+    def _walk(self, X: np.ndarray, out: np.ndarray, leaves: np.ndarray, nan_rows: bool) -> None:
         kernels.walk_forest(
             X,
             self.nodes,
             self.nodes.view(np.float64),
+            self.nan_left,
             self.value,
             self.local,
             self.roots,
@@ -122,6 +127,7 @@ class ForestArrays:
             leaves,
             row_block(X.shape[1]),
             ROW_BATCH,
+            nan_rows,
         )
 
     def _in_threads(self, n_rows: int, n_threads: int, work: Callable[[int, int], None]) -> None:
@@ -143,7 +149,7 @@ class ForestArrays:
         Parameters
         ----------
         X : array-like of shape (n_rows, n_features)
-            Real values; NaN goes right at every node.
+            Real values; NaN goes to the side each node learned for it.
         n_threads : int, default 1
             Threads walking row blocks (the kernel releases the GIL); the result
             is the same to the bit for any number.
@@ -157,7 +163,8 @@ class ForestArrays:
         X = kernels.readonly(as_features(X, self.n_features), np.float64)
         out = np.empty((X.shape[0], self.n_outputs))
         no_leaves = np.empty((0, 0), dtype=np.int64)
-        self._in_threads(X.shape[0], n_threads, lambda a, b: self._walk(X[a:b], out[a:b], no_leaves))
+        nan_rows = may_hold_nan(X)
+        self._in_threads(X.shape[0], n_threads, lambda a, b: self._walk(X[a:b], out[a:b], no_leaves, nan_rows))
         return out
 
     def apply(self, X: np.ndarray, n_threads: int = 1) -> np.ndarray:
@@ -165,7 +172,8 @@ class ForestArrays:
         X = kernels.readonly(as_features(X, self.n_features), np.float64)
         leaves = np.empty((X.shape[0], self.n_trees), dtype=np.int64)
         no_out = np.empty((0, self.n_outputs))
-        self._in_threads(X.shape[0], n_threads, lambda a, b: self._walk(X[a:b], no_out, leaves[a:b]))
+        nan_rows = may_hold_nan(X)
+        self._in_threads(X.shape[0], n_threads, lambda a, b: self._walk(X[a:b], no_out, leaves[a:b], nan_rows))
         return leaves
 
 

@@ -53,6 +53,7 @@ __all__ = [
     "bins_per_feature",
     "free_workers",
     "grow_tree",
+    "missing_features",
     "read_inputs",
 ]
 
@@ -113,8 +114,13 @@ def read_inputs(data: Any, params: TreeParams, counts: np.ndarray | None) -> tup
     return Xb, y, w
 
 
+def missing_features(data: Any) -> np.ndarray | None:
+    """Which features have a NaN code (``data["missing"]``, :attr:`Binner.missing_`), or None when none has."""
+    return data["missing"] if "missing" in data else None
+
+
 def bins_per_feature(thresholds: np.ndarray, n_features: int) -> np.ndarray:
-    """Bins of each feature, from :attr:`Binner.thresholds_` (padded with +inf)."""
+    """Value bins of each feature, from :attr:`Binner.thresholds_` (padded with +inf)."""
     thresholds = np.asarray(thresholds)
     if thresholds.ndim != 2 or thresholds.shape[0] != n_features:
         raise ValueError(f'data["thresholds"] must have shape ({n_features}, max_bins - 1), got {thresholds.shape}')
@@ -180,13 +186,31 @@ class Inputs:
     yr: np.ndarray  # float64 targets (empty for classification)
     w: np.ndarray
     thresholds: np.ndarray
-    nbins: np.ndarray
+    nbins: np.ndarray  # codes per feature, the NaN code included
     offs: np.ndarray
+    nan_code: np.ndarray  # each feature's NaN code, -1 for a feature without NaN
 
     @classmethod
-    def make(cls, Xb: np.ndarray, y: np.ndarray, w: np.ndarray, thresholds: np.ndarray, n_classes: int) -> Inputs:
+    def make(
+        cls,
+        Xb: np.ndarray,
+        y: np.ndarray,
+        w: np.ndarray,
+        thresholds: np.ndarray,
+        n_classes: int,
+        missing: np.ndarray | None = None,
+    ) -> Inputs:
+        """The kernels' arrays; ``missing``: which features have a NaN code (:func:`missing_features`)."""
         n_features = Xb.shape[1]
         nbins = bins_per_feature(thresholds, n_features)
+        nan_code = np.full(n_features, -1, dtype=np.int64)
+        if missing is not None:
+            has = np.asarray(missing, dtype=bool)
+            if has.shape != (n_features,):
+                raise ValueError(f'data["missing"] must have shape ({n_features},), got {has.shape}')
+            # The NaN code follows the feature's value bins (Binner).
+            nan_code[has] = nbins[has]
+            nbins = nbins + has
         offs = np.zeros(n_features + 1, dtype=np.int64)
         np.cumsum(nbins, out=offs[1:])
         empty = np.zeros(0)
@@ -198,11 +222,12 @@ class Inputs:
             K.readonly(thresholds, np.float64),
             K.readonly(nbins, np.int64),
             K.readonly(offs, np.int64),
+            K.readonly(nan_code, np.int64),
         )
 
     @property
     def arrays(self) -> tuple[np.ndarray, ...]:
-        return (self.Xb, self.yc, self.yr, self.w, self.thresholds, self.nbins, self.offs)
+        return (self.Xb, self.yc, self.yr, self.w, self.thresholds, self.nbins, self.offs, self.nan_code)
 
 
 @dataclass
@@ -467,7 +492,7 @@ def _grow_task(data: Any, setup: GrowthSetup, payload: dict[str, np.ndarray]) ->
     samples = np.array(payload["samples"], dtype=np.int64)
     w = np.zeros(Xb.shape[0])
     w[samples] = payload["weights"]
-    inputs = Inputs.make(Xb, y, w, data["thresholds"], setup.params.n_classes)
+    inputs = Inputs.make(Xb, y, w, data["thresholds"], setup.params.n_classes, missing_features(data))
     bounds = np.concatenate([[0], np.cumsum(payload["sizes"])])
     nodes = []
     for i in range(len(payload["sizes"])):

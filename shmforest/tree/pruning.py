@@ -129,11 +129,13 @@ def prune_tree(tree: Tree, ccp_alpha: float) -> Tree:
     new_id = np.cumsum(kept) - 1
     left, right = tree.children_left[kept].copy(), tree.children_right[kept].copy()
     feature, threshold = tree.feature[kept].copy(), tree.threshold[kept].copy()
+    missing_go_to_left = tree.missing_go_to_left[kept].copy()
     collapsed = leaves[kept]
     internal = ~collapsed
     left[internal], right[internal] = new_id[left[internal]], new_id[right[internal]]
     left[collapsed] = right[collapsed] = TREE_LEAF
     feature[collapsed], threshold[collapsed] = TREE_UNDEFINED, float(TREE_UNDEFINED)
+    missing_go_to_left[collapsed] = 0
     return Tree(
         left,
         right,
@@ -144,6 +146,7 @@ def prune_tree(tree: Tree, ccp_alpha: float) -> Tree:
         tree.weighted_n_node_samples[kept],
         tree.impurity[kept],
         tree.n_features,
+        missing_go_to_left=missing_go_to_left,
     )
 
 

@@ -129,8 +129,8 @@ def _with(value, row, column):
 
 # (X, y, sample_weight, exception, fragments): scikit-learn's own messages.
 DATA_CASES = {
-    "nan-in-X": (_with(np.nan, 3, 2), Y_OK, None, ValueError, ["Input X contains NaN"]),
-    "inf-in-X": (_with(np.inf, 0, 1), Y_OK, None, ValueError, ["Input X contains infinity"]),
+    # NaN is a missing value (tests/estimators/test_missing.py); infinity is refused, its column named.
+    "inf-in-X": (_with(np.inf, 0, 1), Y_OK, None, ValueError, ["Input X contains infinity", "column 1"]),
     "1d-X": (np.arange(10.0), Y_OK, None, ValueError, ["Expected 2D array, got 1D array", "reshape"]),
     "3d-X": (np.zeros((10, 2, 2)), Y_OK, None, ValueError, ["Found array with dim 3"]),
     "empty-X": (np.zeros((0, 4)), np.zeros(0), None, ValueError, ["0 sample(s)", "(0, 4)", "minimum of 1 is required"]),
@@ -233,8 +233,8 @@ def test_predict_with_another_feature_count(fitted, cls, n_features):
 @pytest.mark.parametrize("cls", ESTIMATORS)
 def test_predict_checks_values(fitted, cls):
     X = np.zeros((3, 4))
-    X[1, 3] = np.nan
-    with pytest.raises(ValueError, match="Input X contains NaN"):
+    X[1, 3] = -np.inf
+    with pytest.raises(ValueError, match="Input X contains infinity .* column 3"):
         fitted[cls].predict(X)
     with pytest.raises(ValueError, match="Expected 2D array"):
         fitted[cls].predict(np.zeros(4))
@@ -275,5 +275,5 @@ def test_bad_data_starts_no_worker_and_places_nothing(cls, monkeypatch):
     monkeypatch.setattr(batch, "SharedDataset", lambda *a, **k: made.append("placed"))
     monkeypatch.setattr(batch, "get_executor", lambda *a, **k: made.append("executor"))
     with pytest.raises(ValueError):
-        _fast(cls, executor="shm").fit(_with(np.nan, 0, 0), Y_OK)
+        _fast(cls, executor="shm").fit(_with(np.inf, 0, 0), Y_OK)
     assert made == []

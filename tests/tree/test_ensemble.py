@@ -52,7 +52,9 @@ def one_row_walk(tree, x):
     """The textbook walk, one row at a time: what every compiled walk must agree with."""
     node = 0
     while tree.children_left[node] != -1:
-        node = tree.children_left[node] if x[tree.feature[node]] <= tree.threshold[node] else tree.children_right[node]
+        v = x[tree.feature[node]]
+        left = v <= tree.threshold[node] or (np.isnan(v) and tree.missing_go_to_left[node])
+        node = tree.children_left[node] if left else tree.children_right[node]
     return node
 
 
