@@ -42,6 +42,9 @@ first is in preorder (left subtree before right), the order a Tree keeps.
 
 from __future__ import annotations
 
+from functools import partial
+from typing import Any
+
 import numpy as np
 from numba import njit
 from numpy.typing import DTypeLike
@@ -78,6 +81,11 @@ P_MONOTONIC = 10
 N_INT_PARAMS = 11
 # ...and of the float64 one ``fp``.
 F_MIN_DECREASE, F_ROOT_WEIGHT, F_MIN_WEIGHT_LEAF = range(3)
+
+# Kernels that allocate nothing are compiled without numba's reference counting:
+# with it, the atomic increments and decrements on every array a per-node function
+# takes or views cost about a third of a small forest's fit.
+no_refcount: Any = partial(njit, nogil=True, cache=True, _nrt=False)
 
 EPSILON = float(np.finfo(np.float64).eps)
 LEAF = -1
@@ -150,7 +158,7 @@ def node_stats(idx, yc, yr, w, n_stats, regression):
     return out
 
 
-@njit(nogil=True, cache=True)
+@no_refcount
 def _weight(stats, regression):
     if regression:
         return stats[0]
@@ -160,7 +168,7 @@ def _weight(stats, regression):
     return total
 
 
-@njit(nogil=True, cache=True)
+@no_refcount
 def _impurity(stats, crit):
     """A node's impurity from its stats (Poisson's needs its samples: :func:`_poisson_impurity`)."""
     if crit >= SQUARED_ERROR:
@@ -181,7 +189,7 @@ def _impurity(stats, crit):
     return h
 
 
-@njit(nogil=True, cache=True)
+@no_refcount
 def _poisson_impurity(idx, start, end, yr, w, stats):
     """Half the mean Poisson deviance of the samples ``idx[start:end]`` (scikit-learn's ``poisson_loss``).
 
@@ -326,7 +334,7 @@ def _candidate_checked(left, total, crit, n_left, m, msl, best, best_den, mwl, c
 # --------------------------------------------------------------------------- histograms
 
 
-@njit(nogil=True, cache=True)
+@no_refcount
 def _histogram(hist, Xb, idx, start, end, feats, n_feats, yc, yr, w, offs, nbins, regression):
     """Sum the samples ``idx[start:end]`` into ``hist`` for ``feats[:n_feats]``.
 
@@ -356,7 +364,7 @@ def _histogram(hist, Xb, idx, start, end, feats, n_feats, yc, yr, w, offs, nbins
                 hist[b, c] += ws
 
 
-@njit(nogil=True, cache=True)
+@no_refcount
 def _scan_histogram(hist, f, offs, nbins, nan, m, total, msl, crit, left):
     """Best boundary of feature ``f`` in ``hist``: (score num, den, bin, next_bin, non-constant, NaN side).
 
@@ -406,7 +414,7 @@ def _scan_histogram(hist, f, offs, nbins, nan, m, total, msl, crit, left):
     return best, best_den, best_bin, next_bin, nonempty >= 2, side
 
 
-@njit(nogil=True, cache=True)
+@no_refcount
 def _scan_histogram_nan_left(hist, o, nan, m, total, msl, crit, left, best, best_den, extra, mwl, cst, lo, hi):
     """:func:`_scan_histogram`'s second pass, NaN left: (better found, best, best_den, bin).
 
@@ -443,7 +451,7 @@ def _scan_histogram_nan_left(hist, o, nan, m, total, msl, crit, left, best, best
     return found, best, best_den, best_bin
 
 
-@njit(nogil=True, cache=True)
+@no_refcount
 def _gather_small(idx, start, end, yc, yr, w, regression, lw, lc):
     """A small node's weights (and w*y, or classes) in node order: the scans read them once per feature."""
     for i in range(end - start):
@@ -513,7 +521,7 @@ def _scan_sorted(Xb, idx, start, end, f, nan, lw, lc, total, msl, crit, regressi
     return best, best_den, best_bin, next_bin, True, side
 
 
-@njit(nogil=True, cache=True)
+@no_refcount
 def _scan_sorted_nan_left(
     keys, m, nan, lw, lc, total, msl, crit, regression, left, best, best_den, extra, mwl, cst, lo, hi
 ):
@@ -560,10 +568,13 @@ def _scan_sorted_nan_left(
     return found, best, best_den, best_bin, next_bin
 
 
-@njit(nogil=True, cache=True)
+@no_refcount
 def _radix_sort(keys, spare, m):
-    """Sort ``keys[:m]`` (``code << 8 | position``) by code: two stable passes of 16 buckets."""
-    counts = np.empty(16, np.int64)
+    """Sort ``keys[:m]`` (``code << 8 | position``) by code: two stable passes of 16 buckets.
+
+    The 16 counters sit just past the keys (``keys`` has room: see :func:`_setup`).
+    """
+    counts = keys[m : m + 16]
     for shift in (8, 12):
         counts[:] = 0
         for i in range(m):
@@ -577,10 +588,11 @@ def _radix_sort(keys, spare, m):
             d = (keys[i] >> shift) & 15
             spare[counts[d]] = keys[i]
             counts[d] += 1
-        keys[:m] = spare[:m]
+        for i in range(m):
+            keys[i] = spare[i]
 
 
-@njit(nogil=True, cache=True)
+@no_refcount
 def _scan_checked(
     Xb,
     idx,
@@ -749,7 +761,7 @@ def _scan_random(
     return score, den, b, nb, True, 1 if nan_left else (0 if n_nan else -1)
 
 
-@njit(nogil=True, cache=True)
+@no_refcount
 def _scan_histogram_random(hist, f, offs, nbins, nan, m, total, msl, crit, left, state, extra, mwl, cst, lower, upper):
     """:func:`_scan_random` on a node's histogram: the same draw, the left side summed over bins."""
     o = offs[f]
@@ -1058,11 +1070,12 @@ def _partition_rows(Xb, idx, tmp, start, end, f, b, nan_left, yc, yr, w, regress
                 tmp[nr] = s
                 nr += 1
                 rstats[yc[s]] += w[s]
-    idx[nl:end] = tmp[:nr]
+    for i in range(nr):
+        idx[nl + i] = tmp[i]
     return nl
 
 
-@njit(nogil=True, cache=True)
+@no_refcount
 def _split_node(
     Xb,
     yc,
@@ -1080,9 +1093,10 @@ def _split_node(
     end,
     key,
     depth,
-    stats,
-    hist,
-    has_hist,
+    stats_all,
+    stats_row,
+    hists,
+    slot,
     use_sub,
     scratch_hist,
     perm,
@@ -1102,10 +1116,16 @@ def _split_node(
 ):
     """Record node ``row`` and split it if it can be; return the first right position, or -1 for a leaf.
 
-    ``lower``, ``upper``: the bounds of the node's value under monotonic
-    constraints; a split writes its children's in ``cbounds`` (left, right), where
-    a tree without constraints leaves the caller's unbounded ones.
+    The node's stats are ``stats_all[stats_row]`` and its histogram ``hists[slot]``
+    (``slot`` -1: none), rows taken here rather than by the caller: this kernel runs
+    without reference counting, and a view made in the caller's loop costs two
+    atomic operations per node. ``lower``, ``upper``: the bounds of the node's value
+    under monotonic constraints; a split writes its children's in ``cbounds`` (left,
+    right), where a tree without constraints leaves the caller's unbounded ones.
     """
+    stats = stats_all[stats_row]
+    has_hist = slot >= 0
+    hist = hists[slot] if has_hist else scratch_hist
     crit = ip[P_CRITERION]
     regression = crit >= SQUARED_ERROR
     m = end - start
@@ -1187,7 +1207,7 @@ def _unbounded_pair():
     return out
 
 
-@njit(nogil=True, cache=True)
+@no_refcount
 def _clip_value(floats, row, lower, upper, regression):
     """Clip node ``row``'s value (a binary classifier's first fraction) into its bounds, as scikit-learn does."""
     v = floats[row, 3]
@@ -1200,7 +1220,7 @@ def _clip_value(floats, row, lower, upper, regression):
         floats[row, 4] = 1.0 - v
 
 
-@njit(nogil=True, cache=True)
+@no_refcount
 def _children_bounds(cst, lower, upper, lstats, rstats, regression, cbounds):
     """The children's bounds: the parent's, cut at the middle of their values on a constrained feature."""
     cbounds[:, 0] = lower
@@ -1217,8 +1237,8 @@ def _children_bounds(cst, lower, upper, lstats, rstats, regression, cbounds):
         cbounds[1, 1] = middle
 
 
-@njit(nogil=True, cache=True)
-def _children_histograms(Xb, idx, start, mid, end, yc, yr, w, offs, nbins, ip, all_feats, hist_l, hist_r):
+@no_refcount
+def _children_histograms(Xb, idx, start, mid, end, yc, yr, w, offs, nbins, ip, all_feats, hists, slot_l, slot_r):
     """Histograms of a split node's children that will need one; (left has, right has).
 
     On entry the larger child's array (the left one on a tie) holds the parent's
@@ -1226,7 +1246,10 @@ def _children_histograms(Xb, idx, start, mid, end, yc, yr, w, offs, nbins, ip, a
     larger child does and has ``sub_min`` samples or more, the smaller child is
     summed and the larger one is the parent's minus it, in place. The rule depends
     on the children's sizes alone, so it is the same wherever the node is split.
+    The children's histograms are ``hists[slot_l]`` and ``hists[slot_r]``.
     """
+    hist_l = hists[slot_l]
+    hist_r = hists[slot_r]
     regression = ip[P_CRITERION] >= SQUARED_ERROR
     F = Xb.shape[1]
     small = ip[P_SMALL]
@@ -1282,7 +1305,8 @@ def _setup(Xb, ip, offs, stats):
         np.empty((n_bins_total, n_planes)),
         np.empty(F, np.int64),
         np.empty(F, np.int64),
-        np.empty(2 * small, np.int32),
+        # Sort keys, then the radix sort's 16 counters, then its spare half.
+        np.empty(2 * small + 32, np.int32),
         np.empty((small, 2)),
         np.empty(small, np.int64),
         np.empty(n_stats),
@@ -1293,6 +1317,12 @@ def _setup(Xb, ip, offs, stats):
 # --------------------------------------------------------------------------- growth
 
 
+# What _grow_loop returns: the stack is empty, or an array it needs grown first.
+_DONE, _NEED_ROWS, _NEED_STACK, _NEED_SLOTS = range(4)
+# Its state between calls: (top, count, n_free, n_slots).
+_TOP, _COUNT, _N_FREE, _N_SLOTS = range(4)
+
+
 @njit(nogil=True, cache=True)
 def grow(Xb, yc, yr, w, thresholds, nbins, offs, nan_code, ip, fp, idx, key, depth, stats, hist, bounds):
     """Grow the subtree of the node whose samples are ``idx`` (ascending; permuted in place).
@@ -1301,6 +1331,9 @@ def grow(Xb, yc, yr, w, thresholds, nbins, offs, nan_code, ip, fp, idx, key, dep
     histograms, a node of at least ``small`` samples), else an array of 0 rows;
     ``bounds`` its value's (lower, upper) bounds under monotonic constraints.
     Returns the node table ``(ints, floats)`` in preorder, the node first.
+
+    This function allocates; the splitting is :func:`_grow_loop`'s, which runs
+    without reference counting and comes back here only when an array must grow.
     """
     n = idx.shape[0]
     F, n_stats, regression, n_out, use_sub, n_bins_total, n_planes, all_feats, scratch = _setup(Xb, ip, offs, stats)
@@ -1320,8 +1353,7 @@ def grow(Xb, yc, yr, w, thresholds, nbins, offs, nan_code, ip, fp, idx, key, dep
     hcap = 4 if use_sub else 0
     hists = np.empty((hcap, n_bins_total, n_planes))
     free = np.empty(hcap, np.int64)
-    n_free = 0
-    n_slots = 0
+    state = np.zeros(4, np.int64)
     st[0, 0] = 0
     st[0, 1] = n
     st[0, 2] = depth
@@ -1332,31 +1364,76 @@ def grow(Xb, yc, yr, w, thresholds, nbins, offs, nan_code, ip, fp, idx, key, dep
     s_bounds[0] = bounds
     if use_sub and n >= ip[P_SMALL]:
         st[0, 4] = 0
-        n_slots = 1
+        state[_N_SLOTS] = 1
         if hist.shape[0]:
             hists[0] = hist
         else:
             _histogram(hists[0], Xb, idx, np.int64(0), n, all_feats, F, yc, yr, w, offs, nbins, regression)
-    top = 1
-    count = np.int64(0)
+    state[_TOP] = 1
     lstats = np.empty(n_stats)
     rstats = np.empty(n_stats)
+    while True:
+        need = _grow_loop(
+            Xb, yc, yr, w, thresholds, nbins, offs, nan_code, ip, fp, idx, tmp, use_sub, all_feats, scratch_hist,
+            perm, feats, keys, lw, lc, left, ints, floats, st, s_key, s_stats, s_bounds, cbounds, hists, free,
+            state, lstats, rstats,
+        )  # fmt: skip
+        if need == _DONE:
+            break
+        if need == _NEED_ROWS:
+            ints = _grow_rows(ints, 2 * ints.shape[0])
+            floats = _grow_rows(floats, 2 * floats.shape[0])
+        elif need == _NEED_STACK:
+            size = 2 * st.shape[0]
+            st = _grow_rows(st, size)
+            s_key = _grow_1d(s_key, size)
+            s_stats = _grow_rows(s_stats, size)
+            s_bounds = _grow_rows(s_bounds, size)
+        else:
+            hists = _grow_rows(hists, 2 * hists.shape[0])
+            free = _grow_1d(free, 2 * free.shape[0])
+    count = state[_COUNT]
+    return ints[:count].copy(), floats[:count].copy()
+
+
+@no_refcount
+def _grow_loop(
+    Xb, yc, yr, w, thresholds, nbins, offs, nan_code, ip, fp, idx, tmp, use_sub, all_feats, scratch_hist,
+    perm, feats, keys, lw, lc, left, ints, floats, st, s_key, s_stats, s_bounds, cbounds, hists, free,
+    state, lstats, rstats,
+):  # fmt: skip
+    """:func:`grow`'s stack of open nodes, split until it is empty or an array is full.
+
+    Before a node is popped, every array it may write must have room (a table row,
+    a stack entry, a histogram slot); if one has not, the state is saved and the
+    array named, so that the caller grows it and calls again: no node is half done.
+    """
+    n_stats = s_stats.shape[1]
+    top = state[_TOP]
+    count = state[_COUNT]
+    n_free = state[_N_FREE]
+    n_slots = state[_N_SLOTS]
+    need = _DONE
     while top:
+        slot = st[top - 1, 4]
+        if count == ints.shape[0]:
+            need = _NEED_ROWS
+        elif top + 1 > st.shape[0]:
+            need = _NEED_STACK
+        elif use_sub and slot >= 0 and n_free == 0 and n_slots == hists.shape[0]:
+            need = _NEED_SLOTS
+        if need != _DONE:
+            break
         top -= 1
         start = st[top, 0]
         end = st[top, 1]
         d = st[top, 2]
         k = s_key[top]
         parent = st[top, 3]
-        slot = st[top, 4]
-        if count == ints.shape[0]:
-            ints = _grow_rows(ints, 2 * count)
-            floats = _grow_rows(floats, 2 * count)
         row = count
         count += 1
         if parent >= 0:
             ints[parent, 0 if ints[parent, 0] == LEAF else 1] = row
-        node_hist = hists[slot] if slot >= 0 else scratch_hist
         mid = _split_node(
             Xb,
             yc,
@@ -1374,9 +1451,10 @@ def grow(Xb, yc, yr, w, thresholds, nbins, offs, nan_code, ip, fp, idx, key, dep
             end,
             k,
             d,
-            s_stats[top],
-            node_hist,
-            slot >= 0,
+            s_stats,
+            top,
+            hists,
+            slot,
             use_sub,
             scratch_hist,
             perm,
@@ -1404,9 +1482,6 @@ def grow(Xb, yc, yr, w, thresholds, nbins, offs, nan_code, ip, fp, idx, key, dep
         if use_sub and slot >= 0:
             # The parent's slot goes to one child; the other takes a free one.
             if n_free == 0:
-                if n_slots == hists.shape[0]:
-                    hists = _grow_rows(hists, 2 * n_slots)
-                    free = _grow_1d(free, 2 * n_slots)
                 other = n_slots
                 n_slots += 1
             else:
@@ -1417,7 +1492,7 @@ def grow(Xb, yc, yr, w, thresholds, nbins, offs, nan_code, ip, fp, idx, key, dep
             else:
                 slot_l, slot_r = other, slot
             has_l, has_r = _children_histograms(
-                Xb, idx, start, mid, end, yc, yr, w, offs, nbins, ip, all_feats, hists[slot_l], hists[slot_r]
+                Xb, idx, start, mid, end, yc, yr, w, offs, nbins, ip, all_feats, hists, slot_l, slot_r
             )
             if not has_l:
                 free[n_free] = slot_l
@@ -1427,12 +1502,6 @@ def grow(Xb, yc, yr, w, thresholds, nbins, offs, nan_code, ip, fp, idx, key, dep
                 free[n_free] = slot_r
                 n_free += 1
                 slot_r = -1
-        if top + 2 > st.shape[0]:
-            size = 2 * st.shape[0]
-            st = _grow_rows(st, size)
-            s_key = _grow_1d(s_key, size)
-            s_stats = _grow_rows(s_stats, size)
-            s_bounds = _grow_rows(s_bounds, size)
         # Right first, so that the left child is popped next.
         for side in (1, 0):
             st[top, 0] = mid if side else start
@@ -1441,11 +1510,16 @@ def grow(Xb, yc, yr, w, thresholds, nbins, offs, nan_code, ip, fp, idx, key, dep
             s_key[top] = child_key(k, side)
             st[top, 3] = row
             st[top, 4] = slot_r if side else slot_l
-            s_stats[top] = rstats if side else lstats
+            for j in range(n_stats):
+                s_stats[top, j] = rstats[j] if side else lstats[j]
             s_bounds[top, 0] = cbounds[side, 0]
             s_bounds[top, 1] = cbounds[side, 1]
             top += 1
-    return ints[:count].copy(), floats[:count].copy()
+    state[_TOP] = top
+    state[_COUNT] = count
+    state[_N_FREE] = n_free
+    state[_N_SLOTS] = n_slots
+    return need
 
 
 @njit(nogil=True, cache=True)
@@ -1471,7 +1545,10 @@ def split_node(Xb, yc, yr, w, thresholds, nbins, offs, nan_code, ip, fp, idx, ke
     if has and hist.shape[0] == 0:
         node_hist = np.empty((n_bins_total, n_planes))
         _histogram(node_hist, Xb, idx, np.int64(0), n, all_feats, F, yc, yr, w, offs, nbins, regression)
-    searched = node_hist if has else scratch_hist
+    # One-row arrays for _split_node, which takes a node's rows by index.
+    searched = (node_hist if has else scratch_hist).reshape((1, n_bins_total, n_planes))
+    slot = np.int64(0) if has else np.int64(-1)
+    one_stats = stats.reshape((1, n_stats))
     mid = _split_node(
         Xb,
         yc,
@@ -1489,9 +1566,10 @@ def split_node(Xb, yc, yr, w, thresholds, nbins, offs, nan_code, ip, fp, idx, ke
         n,
         key,
         depth,
-        stats,
+        one_stats,
+        np.int64(0),
         searched,
-        has,
+        slot,
         use_sub,
         scratch_hist,
         perm,
@@ -1512,13 +1590,16 @@ def split_node(Xb, yc, yr, w, thresholds, nbins, offs, nan_code, ip, fp, idx, ke
     hl = np.empty((0, n_planes))
     hr = np.empty((0, n_planes))
     if mid >= 0 and has:
-        a = np.empty((n_bins_total, n_planes))
-        b = np.empty((n_bins_total, n_planes))
+        pair = np.empty((2, n_bins_total, n_planes))
+        a = pair[0]
+        b = pair[1]
         if mid >= n - mid:
             a[:] = node_hist
         else:
             b[:] = node_hist
-        has_l, has_r = _children_histograms(Xb, idx, np.int64(0), mid, n, yc, yr, w, offs, nbins, ip, all_feats, a, b)
+        has_l, has_r = _children_histograms(
+            Xb, idx, np.int64(0), mid, n, yc, yr, w, offs, nbins, ip, all_feats, pair, np.int64(0), np.int64(1)
+        )
         if has_l:
             hl = a
         if has_r:
@@ -1560,6 +1641,7 @@ def grow_best_first(Xb, yc, yr, w, thresholds, nbins, offs, nan_code, ip, fp, id
     make_start = np.empty(2, np.int64)
     make_end = np.empty(2, np.int64)
     make_stats = np.empty((2, n_stats))
+    no_hists = scratch_hist.reshape((1,) + scratch_hist.shape)
     make_start[0] = 0
     make_end[0] = n
     make_stats[0] = stats
@@ -1597,9 +1679,10 @@ def grow_best_first(Xb, yc, yr, w, thresholds, nbins, offs, nan_code, ip, fp, id
                 end,
                 k,
                 d,
-                make_stats[c],
-                scratch_hist,
-                np.bool_(False),
+                make_stats,
+                c,
+                no_hists,
+                np.int64(-1),
                 np.bool_(False),
                 scratch_hist,
                 perm,
