@@ -63,8 +63,10 @@ MIN_TASK_SAMPLES = 4096
 #: this share of the tree's samples per worker.
 TASK_SHARE = 0.25
 #: Past this many open nodes a level's nodes are grown whole, one compiled call
-#: each, instead of a Python call per node and level.
-LEVEL_NODES = 64
+#: each, instead of a Python call per node and level. Few: a node split by a Python
+#: call costs about as much as a compiled call's whole small subtree, and a worker
+#: that falls idle still takes the level's nodes not yet grown (:func:`_finish`).
+LEVEL_NODES = 8
 #: Nodes of fewer samples are split by sorting their codes; larger ones on histograms.
 SMALL_NODE = 48
 
