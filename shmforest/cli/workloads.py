@@ -256,8 +256,12 @@ def _features_and_labels(table: np.ndarray, path: Path) -> tuple[np.ndarray, np.
         raise ValueError(f"--data {path}: expected at least 4 rows to split into train and test, got {rows}")
     X = np.ascontiguousarray(table[:, :-1], dtype=np.float64)
     y = table[:, -1]
-    if not np.isfinite(X).all() or not np.isfinite(y.astype(np.float64)).all():
-        raise ValueError(f"--data {path}: contains NaN or infinite values")
+    if not np.isfinite(y.astype(np.float64)).all():
+        raise ValueError(f"--data {path}: the last column (the label) holds NaN or infinite values")
+    if np.isinf(X).any():
+        # NaN is a missing value, which the forests learn; infinity is not a value.
+        column = int(np.flatnonzero(np.isinf(X).any(axis=0))[0]) + 1
+        raise ValueError(f"--data {path}: column {column} holds infinite values (NaN, a missing value, is allowed)")
     n_classes = len(np.unique(y))
     if n_classes > MAX_CLASSES:
         raise ValueError(

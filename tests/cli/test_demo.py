@@ -70,7 +70,17 @@ BAD_DEMO_INPUT = {
         "Python objects",
     ),
     "npy 1-D": (lambda tmp: ["--data", _write(tmp, "flat.npy", np.arange(10.0))], "expected a 2-D array"),
-    "npy with NaN": (lambda tmp: ["--data", _write(tmp, "nan.npy", np.full((10, 3), np.nan))], "NaN"),
+    "npy with infinity": (
+        lambda tmp: [
+            "--data",
+            _write(tmp, "inf.npy", np.column_stack([np.ones(10), np.full(10, np.inf), np.arange(10) % 2])),
+        ],
+        "column 2 holds infinite values",
+    ),
+    "label NaN": (
+        lambda tmp: ["--data", _write(tmp, "nanlabel.npy", np.column_stack([np.arange(10.0), np.full(10, np.nan)]))],
+        "the label) holds NaN",
+    ),
     "not npy inside": (lambda tmp: ["--data", _write(tmp, "text.npy", "hello\n")], "no NumPy header"),
 }
 
@@ -140,6 +150,19 @@ def test_demo_reads_a_csv_with_a_header(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "mine.csv, 200 x 3, 2 classes" in result.stdout
     assert len(table_rows(result.stdout)) == 1
+
+
+def test_demo_learns_missing_values_in_a_csv(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    label = (X[:, 0] > 0).astype(int)
+    X[rng.random(X.shape) < 0.2] = np.nan
+    path = tmp_path / "holes.csv"
+    np.savetxt(path, np.column_stack([X, label]), delimiter=",", header="a,b,c,label", comments="")
+    assert "nan" in path.read_text()
+    result = run_cli("demo", "--data", str(path), "--trees", "3", "--executors", "serial", "--no-sklearn")
+    assert result.returncode == 0, result.stderr
+    assert "holes.csv, 200 x 3, 2 classes" in result.stdout
 
 
 _FAILING_PLUGIN = """
