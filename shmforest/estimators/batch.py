@@ -222,6 +222,12 @@ def _check_data(models: Sequence[Any], X: Any, y: Any) -> tuple[np.ndarray, np.n
     ``feature_names_in_`` from the data as given.
     """
     first = models[0]
+    shape = np.asarray(y).shape if y is not None else ()
+    if len(shape) == 2 and shape[1] > 1:
+        raise ValueError(
+            f"y has shape {shape}: multi-output y is not supported yet; it takes one target per "
+            "sample, shape (n_samples,) or (n_samples, 1) (fit one model per output meanwhile)"
+        )
     Xa, y = validate_data(
         first, X, y, dtype=np.float64, order="C", y_numeric=is_regressor(first), ensure_all_finite=False
     )

@@ -199,6 +199,14 @@ def test_column_vector_y_is_accepted(data):
     assert_same_trees(a, b)
 
 
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_multi_output_y_is_refused_saying_so(cls, data):
+    X, y, target = data
+    Y = np.column_stack([target_for(cls, data)] * 2)
+    with pytest.raises(ValueError, match=r"y has shape \(240, 2\): multi-output y is not supported"):
+        small(cls).fit(X, Y)
+
+
 @pytest.mark.parametrize("cls", TREES)
 def test_weight_two_equals_duplicated_rows(cls):
     rng = np.random.default_rng(3)

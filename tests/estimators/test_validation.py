@@ -138,7 +138,7 @@ DATA_CASES = {
     "string-X": (np.array([["a", "b"]] * 10), Y_OK, None, ValueError, ["could not convert string to float"]),
     "complex-X": (X_OK + 1j, Y_OK, None, ValueError, ["Complex data not supported"]),
     "y-too-short": (X_OK, Y_OK[:9], None, ValueError, ["inconsistent numbers of samples", "[10, 9]"]),
-    "y-two-columns": (X_OK, np.zeros((10, 2)), None, ValueError, ["y should be a 1d array", "(10, 2)"]),
+    "y-two-columns": (X_OK, np.zeros((10, 2)), None, ValueError, ["multi-output y is not supported", "(10, 2)"]),
     "y-none": (X_OK, None, None, ValueError, ["requires y to be passed", "None"]),
     "weight-negative": (
         X_OK,
