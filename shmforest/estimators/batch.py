@@ -222,7 +222,10 @@ def _check_data(models: Sequence[Any], X: Any, y: Any) -> tuple[np.ndarray, np.n
     ``feature_names_in_`` from the data as given.
     """
     first = models[0]
-    shape = np.asarray(y).shape if y is not None else ()
+    # Arrays and frames tell their shape; anything else (lists) is looked at once.
+    shape = getattr(y, "shape", None)
+    if shape is None:
+        shape = np.asarray(y).shape if y is not None else ()
     if len(shape) == 2 and shape[1] > 1:
         raise ValueError(
             f"y has shape {shape}: multi-output y is not supported yet; it takes one target per "

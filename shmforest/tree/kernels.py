@@ -1925,18 +1925,9 @@ def walk_forest(X, nodes, thresholds, nan_left, value, local, roots, group, out,
                         step = words[node * four] + (0 if x <= thr[node * two + one] else 1)
                         moving |= step != 0
                         at[i] = np.uint64(np.int64(node) + step)
-                for i in range(m):
-                    node = np.int64(at[i])
-                    if want_leaves:
-                        leaves[s + i, t] = local[node]
-                    if want_sum:
-                        for k in range(n_out):
-                            part[s + i - a, k] += value[node, k]
+                _gather_leaves(at, s, a, m, t, local, value, leaves, part, want_leaves, want_sum)
             if want_sum and ((t + 1) % group == 0 or t == n_trees - 1):
-                for r in range(a, b):
-                    for k in range(n_out):
-                        out[r, k] += part[r - a, k]
-                        part[r - a, k] = 0.0
+                _add_group(out, part, a, b)
     return out
 
 
