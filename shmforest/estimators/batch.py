@@ -136,7 +136,7 @@ class TreePlan:
 
     @property
     def regression(self) -> bool:
-        return self.params.n_classes == 0
+        return self.params.regression
 
 
 @dataclass
@@ -330,7 +330,9 @@ def _run(
                 )
             )
         for tree, seed in plan.oob_refits:
-            tasks.append((tree_tasks.oob_predict, (data, tree, seed, plan.n_draws, plan.options)))
+            tasks.append(
+                (tree_tasks.oob_predict, (data, tree, seed, plan.n_draws, plan.options, plan.params.class_counts))
+            )
     bar = ProgressBar(len(tasks), label or "fitting trees") if verbose else None
     try:
         if _drives_here(plans, tasks, pool) and isinstance(pool, Executor):

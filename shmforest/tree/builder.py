@@ -45,8 +45,9 @@ class TreeParams:
         A split must decrease the weighted impurity by at least this much.
     max_leaf_nodes : int or None
         Grow best first up to this many leaves.
-    n_classes : int
-        Number of classes; 0 for regression.
+    n_classes : int or tuple of int
+        Number of classes; 0 for regression. With several outputs, each output's
+        number of classes (an int: the same for every output).
     min_weight_fraction_leaf : float
         Each leaf must keep at least this fraction of the tree's total weight (in [0, 0.5]).
     monotonic_cst : tuple of int or None
@@ -56,6 +57,10 @@ class TreeParams:
     splitter : str, default "best"
         ``"best"``: the best boundary of each candidate feature; ``"random"``: one
         random cut of each (extra trees).
+    n_outputs : int, default 1
+        Targets per sample (multi-output y). A node's impurity is the mean of its
+        outputs', a split's decrease the sum of theirs; each output's value (class
+        fractions side by side, or means) is stored in the node's value row.
     """
 
     criterion: str
@@ -69,10 +74,40 @@ class TreeParams:
     min_weight_fraction_leaf: float = 0.0
     monotonic_cst: tuple[int, ...] | None = None
     splitter: str = "best"
+    n_outputs: int = 1
+
+    @property
+    def regression(self) -> bool:
+        """Whether the trees are regression trees (``n_classes`` 0)."""
+        return not isinstance(self.n_classes, tuple) and self.n_classes == 0
+
+    @property
+    def class_counts(self) -> tuple[int, ...]:
+        """Each output's number of classes; () for regression."""
+        if isinstance(self.n_classes, tuple):
+            return tuple(int(c) for c in self.n_classes)
+        return () if self.n_classes == 0 else (int(self.n_classes),) * self.n_outputs
+
+    @property
+    def n_stats(self) -> int:
+        """Length of a node's stats: every output's classes, or (w, wy_1..k, wyy_1..k)."""
+        return 1 + 2 * self.n_outputs if self.regression else sum(self.class_counts)
+
+    def check_outputs(self) -> None:
+        """Raise ``ValueError`` unless ``n_outputs`` and ``n_classes`` agree (what reading ``y`` needs)."""
+        if self.n_outputs < 1:
+            raise ValueError(f"n_outputs must be >= 1, got {self.n_outputs}")
+        if isinstance(self.n_classes, tuple) and len(self.n_classes) != self.n_outputs:
+            raise ValueError(
+                f"n_classes must hold one count per output ({self.n_outputs}), got {len(self.n_classes)}: "
+                f"{self.n_classes}"
+            )
 
     def validate(self, n_features: int) -> None:
         """Raise ``ValueError`` naming the first parameter out of range."""
-        check_criterion(self.criterion, self.n_classes)
+        self.check_outputs()
+        for count in self.class_counts or (0,):
+            check_criterion(self.criterion, count)
         if self.max_depth is not None and self.max_depth < 0:
             raise ValueError(f"max_depth must be None or >= 0, got {self.max_depth}")
         if self.min_samples_split < 2:
@@ -91,7 +126,9 @@ class TreeParams:
                     f"monotonic_cst must hold -1, 0 or 1 for each of the {n_features} features, "
                     f"got {self.monotonic_cst}"
                 )
-            if self.n_classes > 2:
+            if self.n_outputs > 1:
+                raise ValueError("Monotonicity constraints are not supported with multiple outputs.")
+            if self.regression is False and self.class_counts[0] > 2:
                 raise ValueError("Monotonicity constraints are not supported with multiclass classification")
         if self.max_leaf_nodes is not None and self.max_leaf_nodes < 2:
             raise ValueError(f"max_leaf_nodes must be None or >= 2, got {self.max_leaf_nodes}")
@@ -141,7 +178,8 @@ class TreeBuilder:
         data : SharedDataset
             ``"Xb"`` (uint8 codes, :meth:`Binner.transform`), ``"thresholds"``
             (:attr:`Binner.thresholds_`), ``"y"`` (int class index, or float
-            target), optional ``"w"`` (float64 sample weights) and ``"missing"``
+            target; shape (n_samples, n_outputs) with several outputs, each
+            output's class index its own), optional ``"w"`` (float64 sample weights) and ``"missing"``
             (:attr:`Binner.missing_`, where X held NaN). Any mapping of
             arrays works; a SharedDataset is what lets subtree tasks run elsewhere.
         seed : int
@@ -168,12 +206,12 @@ class TreeBuilder:
         samples = np.flatnonzero(w > 0).astype(np.int64)
         if samples.size == 0:
             raise ValueError("no sample has a positive weight (sample_weight * sample_counts)")
-        inputs = Inputs.make(Xb, y, w, data["thresholds"], params.n_classes, missing_features(data))
-        regression = params.n_classes == 0
+        inputs = Inputs.make(Xb, y, w, data["thresholds"], params.class_counts, missing_features(data))
+        regression = params.regression
         stats = kernels.node_stats(
-            samples, inputs.yc, inputs.yr, inputs.w, 3 if regression else params.n_classes, regression
+            samples, inputs.yc, inputs.yr, inputs.w, params.n_stats, regression, params.n_outputs
         )
-        root_weight = float(stats[0] if regression else stats.sum())
+        root_weight = float(stats[0] if regression else stats.sum() / params.n_outputs)
         setup = GrowthSetup.make(params, n_features, int(inputs.offs[-1]), root_weight, samples.size, bool(parallel))
         root = OpenNode(samples, kernels.root_key(seed), 0, stats, None)
         ints, floats = grow_tree(data, setup, inputs, root, delegate=bool(parallel and delegate))

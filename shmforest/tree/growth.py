@@ -54,6 +54,7 @@ __all__ = [
     "free_workers",
     "grow_tree",
     "missing_features",
+    "n_planes",
     "read_inputs",
 ]
 
@@ -87,18 +88,26 @@ CRITERION_CODES = {
 
 
 def read_inputs(data: Any, params: TreeParams, counts: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Checked ``Xb``, ``y`` (int64 classes or float64 targets) and effective weights ``w * counts``."""
+    """Checked ``Xb``, ``y`` (int64 classes or float64 targets; (n, n_outputs) for several) and effective
+    weights ``w * counts``."""
     Xb = data["Xb"]
     if Xb.dtype != np.uint8 or Xb.ndim != 2:
         raise TypeError(f'data["Xb"] must be a 2-d uint8 array (Binner.transform), got {Xb.dtype} {Xb.shape}')
     n = Xb.shape[0]
     y = np.asarray(data["y"])
-    if y.shape != (n,):
-        raise ValueError(f'data["y"] has shape {y.shape}; expected ({n},) to match data["Xb"]')
-    if params.n_classes > 0:
+    params.check_outputs()
+    k = params.n_outputs
+    expected = (n,) if k == 1 else (n, k)
+    if y.shape != expected and not (k == 1 and y.shape == (n, 1)):
+        raise ValueError(f'data["y"] has shape {y.shape}; expected {expected} to match data["Xb"] and n_outputs')
+    y = y.reshape(expected)
+    if not params.regression:
         y = y.astype(np.int64)
-        if n and (y.min() < 0 or y.max() >= params.n_classes):
-            raise ValueError(f'data["y"] must hold class indices in [0, {params.n_classes}) for classification')
+        if n and (y.min() < 0 or np.any(y.reshape(n, k).max(axis=0) >= np.array(params.class_counts))):
+            raise ValueError(
+                f'data["y"] must hold class indices in [0, n_classes) of each output for classification, '
+                f"n_classes {params.n_classes}"
+            )
     else:
         y = y.astype(np.float64)
         if not np.all(np.isfinite(y)):
@@ -149,16 +158,18 @@ class GrowthSetup:
         root_samples: int,
         parallel: bool,
     ) -> GrowthSetup:
-        regression = params.n_classes == 0
-        planes = 3 if regression else 1 + params.n_classes
+        regression = params.regression
+        planes = n_planes(params)
         # Monotonic constraints bound a binary classifier's first class, whose fraction
         # falls as the second's rises: their signs flip, as in scikit-learn.
-        cst = params.monotonic_cst if params.n_classes != 1 else None
+        cst = params.monotonic_cst if params.class_counts != (1,) else None
         ip = np.zeros(K.N_INT_PARAMS + (n_features if cst is not None else 0), dtype=np.int64)
         if cst is not None:
             ip[K.P_MONOTONIC] = K.N_INT_PARAMS
-            ip[K.N_INT_PARAMS :] = np.asarray(cst) * (-1 if params.n_classes else 1)
-        ip[K.P_N_CLASSES] = params.n_classes
+            ip[K.N_INT_PARAMS :] = np.asarray(cst) * (1 if regression else -1)
+        # Every output's classes, side by side (0 for regression).
+        ip[K.P_N_CLASSES] = sum(params.class_counts)
+        ip[K.P_N_OUTPUTS] = params.n_outputs
         ip[K.P_MAX_DEPTH] = -1 if params.max_depth is None else params.max_depth
         ip[K.P_MIN_SPLIT] = params.min_samples_split
         ip[K.P_MIN_LEAF] = params.min_samples_leaf
@@ -184,8 +195,8 @@ class Inputs:
     """The arrays the kernels read, read-only and in the dtypes they are compiled for."""
 
     Xb: np.ndarray
-    yc: np.ndarray  # int64 classes (empty for regression)
-    yr: np.ndarray  # float64 targets (empty for classification)
+    yc: np.ndarray  # int64 classes (empty for regression); several outputs: side by side, offset to each's classes
+    yr: np.ndarray  # float64 targets (empty for classification); several outputs: side by side
     w: np.ndarray
     thresholds: np.ndarray
     nbins: np.ndarray  # codes per feature, the NaN code included
@@ -199,10 +210,14 @@ class Inputs:
         y: np.ndarray,
         w: np.ndarray,
         thresholds: np.ndarray,
-        n_classes: int,
+        class_counts: tuple[int, ...],
         missing: np.ndarray | None = None,
     ) -> Inputs:
-        """The kernels' arrays; ``missing``: which features have a NaN code (:func:`missing_features`)."""
+        """The kernels' arrays; ``missing``: which features have a NaN code (:func:`missing_features`).
+
+        ``y``: (n,) or (n, n_outputs) targets, or class indices with ``class_counts``
+        each output's number of classes (``TreeParams.class_counts``; () for regression).
+        """
         n_features = Xb.shape[1]
         nbins = bins_per_feature(thresholds, n_features)
         nan_code = np.full(n_features, -1, dtype=np.int64)
@@ -216,10 +231,15 @@ class Inputs:
         offs = np.zeros(n_features + 1, dtype=np.int64)
         np.cumsum(nbins, out=offs[1:])
         empty = np.zeros(0)
+        if len(class_counts) > 1:
+            # Each output's codes past the classes of the outputs before it: one stats vector holds them all.
+            offsets = np.concatenate([[0], np.cumsum(class_counts)[:-1]])
+            y = np.asarray(y, dtype=np.int64).reshape(-1, len(class_counts)) + offsets
+        y = np.asarray(y).reshape(-1)
         return cls(
             K.readonly(Xb, np.uint8),
-            K.readonly(y if n_classes else empty, np.int64),
-            K.readonly(empty if n_classes else y, np.float64),
+            K.readonly(y if class_counts else empty, np.int64),
+            K.readonly(empty if class_counts else y, np.float64),
             K.readonly(w, np.float64),
             K.readonly(thresholds, np.float64),
             K.readonly(nbins, np.int64),
@@ -276,13 +296,13 @@ def _grow_whole(setup: GrowthSetup, inputs: Inputs, node: OpenNode) -> Table:
     return K.grow(*inputs.arrays, setup.ip, setup.fp, node.samples, node.key, node.depth, node.stats, hist, node.bounds)
 
 
-def _n_planes(setup: GrowthSetup) -> int:
-    n_classes = int(setup.ip[K.P_N_CLASSES])
-    return 1 + n_classes if n_classes else 3
+def n_planes(params: TreeParams) -> int:
+    """Planes of a histogram cell: (count, every output's class weights) or (count, w, wy_1..k)."""
+    return 2 + params.n_outputs if params.regression else 1 + sum(params.class_counts)
 
 
 def _no_hist(setup: GrowthSetup) -> np.ndarray:
-    return np.zeros((0, _n_planes(setup)))
+    return np.zeros((0, n_planes(setup.params)))
 
 
 def expand(setup: GrowthSetup, inputs: Inputs, node: OpenNode) -> list[OpenNode]:
@@ -494,7 +514,7 @@ def _grow_task(data: Any, setup: GrowthSetup, payload: dict[str, np.ndarray]) ->
     samples = np.array(payload["samples"], dtype=np.int64)
     w = np.zeros(Xb.shape[0])
     w[samples] = payload["weights"]
-    inputs = Inputs.make(Xb, y, w, data["thresholds"], setup.params.n_classes, missing_features(data))
+    inputs = Inputs.make(Xb, y, w, data["thresholds"], setup.params.class_counts, missing_features(data))
     bounds = np.concatenate([[0], np.cumsum(payload["sizes"])])
     nodes = []
     for i in range(len(payload["sizes"])):

@@ -33,11 +33,21 @@ node's ``missing_go_to_left``. A node where the feature had no NaN sends NaN to
 the child with more samples. Only a node that holds NaN codes of the feature
 pays for the second scan; a NaN-free fit runs the same loops as before.
 
+Multi-output: with ``k = ip[P_N_OUTPUTS]`` outputs, ``yc``/``yr`` hold each sample's
+``k`` targets side by side (``y[s * k + j]``), a class code already offset to its
+output's classes. A node's stats are then each output's class weights side by side
+(each output's sum to the node's weight), or (w, wy_1..k, wyy_1..k); histogram planes
+(count, those class weights) or (count, w, wy_1..k). Impurities are the mean over
+outputs and split scores their sum, as scikit-learn's. Splits of several outputs
+are scored by the loops for options (:func:`_scan_checked`), so a one-output tree
+runs the loops it always ran.
+
 Arrays of node records: ``ints`` (n, 5) holds left, right, feature, n_node_samples,
 missing_go_to_left;
-``floats`` (n, 3 + n_outputs) holds threshold, weighted_n_node_samples, impurity,
-then the value row. Children ids are local to the table, and a table grown depth
-first is in preorder (left subtree before right), the order a Tree keeps.
+``floats`` (n, 3 + width) holds threshold, weighted_n_node_samples, impurity,
+then the value row: each output's class fractions side by side, or each output's
+mean. Children ids are local to the table, and a table grown depth first is in
+preorder (left subtree before right), the order a Tree keeps.
 """
 
 from __future__ import annotations
@@ -78,7 +88,9 @@ P_RANDOM_SPLIT = 9
 # Where in ``ip`` the per-feature monotonic constraints start (0: none). They bound the
 # regression value, or the first class's fraction (scikit-learn's signs, flipped).
 P_MONOTONIC = 10
-N_INT_PARAMS = 11
+# ...the number of outputs (multi-output y: see "Multi-output" above).
+P_N_OUTPUTS = 11
+N_INT_PARAMS = 12
 # ...and of the float64 one ``fp``.
 F_MIN_DECREASE, F_ROOT_WEIGHT, F_MIN_WEIGHT_LEAF = range(3)
 
@@ -143,81 +155,119 @@ def root_key(seed: int) -> np.uint64:
 
 
 @njit(nogil=True, cache=True)
-def node_stats(idx, yc, yr, w, n_stats, regression):
-    """Stats of the samples ``idx`` summed in order: class weights, or (w, wy, wy*y)."""
+def node_stats(idx, yc, yr, w, n_stats, regression, n_outputs):
+    """Stats of the samples ``idx`` summed in order: class weights, or (w, wy_1..k, wyy_1..k)."""
     out = np.zeros(n_stats)
     for i in range(idx.shape[0]):
         s = idx[i]
         if regression:
-            wy = w[s] * yr[s]
             out[0] += w[s]
-            out[1] += wy
-            out[2] += wy * yr[s]
+            for k in range(n_outputs):
+                y = yr[s * n_outputs + k]
+                wy = w[s] * y
+                out[1 + k] += wy
+                out[1 + n_outputs + k] += wy * y
         else:
-            out[yc[s]] += w[s]
+            for k in range(n_outputs):
+                out[yc[s * n_outputs + k]] += w[s]
     return out
 
 
 @no_refcount
-def _weight(stats, regression):
+def _weight(stats, regression, n_out):
+    """A node's weight: every output's class weights sum to it."""
     if regression:
         return stats[0]
     total = 0.0
     for k in range(stats.shape[0]):
         total += stats[k]
-    return total
+    return total / n_out
 
 
 @no_refcount
-def _impurity(stats, crit):
-    """A node's impurity from its stats (Poisson's needs its samples: :func:`_poisson_impurity`)."""
+def _impurity(stats, crit, n_out):
+    """A node's impurity from its stats, the mean over outputs (Poisson's needs its samples:
+    :func:`_poisson_impurity`)."""
     if crit >= SQUARED_ERROR:
-        mean = stats[1] / stats[0]
-        return max(stats[2] / stats[0] - mean * mean, 0.0)
+        var = 0.0
+        for k in range(n_out):
+            mean = stats[1 + k] / stats[0]
+            var += max(stats[1 + n_out + k] / stats[0] - mean * mean, 0.0)
+        return var / n_out
     total = 0.0
     sq = 0.0
     for k in range(stats.shape[0]):
         total += stats[k]
         sq += stats[k] * stats[k]
+    total /= n_out
     if crit == GINI:
-        return 1.0 - sq / (total * total)
+        return 1.0 - sq / (total * total) / n_out
     h = 0.0
     for k in range(stats.shape[0]):
         if stats[k] > 0:
             p = stats[k] / total
             h -= p * np.log2(p)
-    return h
+    return h / n_out
 
 
 @no_refcount
-def _poisson_impurity(idx, start, end, yr, w, stats):
-    """Half the mean Poisson deviance of the samples ``idx[start:end]`` (scikit-learn's ``poisson_loss``).
+def _poisson_impurity(idx, start, end, yr, w, stats, n_out):
+    """Half the mean Poisson deviance of the samples ``idx[start:end]`` (scikit-learn's ``poisson_loss``),
+    the mean over outputs.
 
-    Infinite when the node's targets sum to (about) zero: its mean, the leaf's
+    Infinite when an output's targets sum to (about) zero: its mean, the leaf's
     prediction, must be positive.
     """
-    if stats[1] <= EPSILON:
-        return np.inf
-    mean = stats[1] / stats[0]
-    loss = 0.0
-    for i in range(start, end):
-        s = idx[i]
-        if yr[s] > 0:
-            loss += w[s] * yr[s] * np.log(yr[s] / mean)
-    return loss / stats[0]
+    total = 0.0
+    for k in range(n_out):
+        if stats[1 + k] <= EPSILON:
+            return np.inf
+        mean = stats[1 + k] / stats[0]
+        loss = 0.0
+        for i in range(start, end):
+            s = idx[i]
+            y = yr[s * n_out + k]
+            if y > 0:
+                loss += w[s] * y * np.log(y / mean)
+        total += loss / stats[0]
+    return total / n_out
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _children_impurity(idx, start, mid, end, yr, w, lstats, rstats, crit):
+def _children_impurity(idx, start, mid, end, yr, w, lstats, rstats, crit, n_out):
     """The impurities of a split node's two children, the left one's samples ``idx[start:mid]``."""
     if crit == POISSON:
-        return _poisson_impurity(idx, start, mid, yr, w, lstats), _poisson_impurity(idx, mid, end, yr, w, rstats)
-    return _impurity(lstats, crit), _impurity(rstats, crit)
+        return (
+            _poisson_impurity(idx, start, mid, yr, w, lstats, n_out),
+            _poisson_impurity(idx, mid, end, yr, w, rstats, n_out),
+        )
+    return _impurity(lstats, crit, n_out), _impurity(rstats, crit, n_out)
 
 
 @njit(nogil=True, cache=True, inline="always")
 def _xlogx(x):
     return x * np.log(x) if x > 0 else 0.0
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _class_sums(left, total, gini):
+    """Both sides' summed class weights, and their sums of squares (``gini``) or of ``x log x``."""
+    wl = 0.0
+    wr = 0.0
+    sl = 0.0
+    sr = 0.0
+    for k in range(left.shape[0]):
+        lk = left[k]
+        rk = total[k] - lk
+        wl += lk
+        wr += rk
+        if gini:
+            sl += lk * lk
+            sr += rk * rk
+        else:
+            sl += _xlogx(lk)
+            sr += _xlogx(rk)
+    return wl, wr, sl, sr
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -234,22 +284,8 @@ def _proxy(left, total, crit):
         ry = total[1] - left[1]
         # sum_l**2 / w_l + sum_r**2 / w_r
         return left[1] * left[1] * rw + ry * ry * left[0], left[0] * rw
-    wl = 0.0
-    wr = 0.0
-    sl = 0.0
-    sr = 0.0
     gini = crit == GINI
-    for k in range(left.shape[0]):
-        lk = left[k]
-        rk = total[k] - lk
-        wl += lk
-        wr += rk
-        if gini:
-            sl += lk * lk
-            sr += rk * rk
-        else:
-            sl += _xlogx(lk)
-            sr += _xlogx(rk)
+    wl, wr, sl, sr = _class_sums(left, total, gini)
     if gini:
         # sum_k l_k**2 / w_l + sum_k r_k**2 / w_r
         return sl * wr + sr * wl, wl * wr
@@ -288,7 +324,45 @@ def _poisson_proxy(left, total):
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _admissible(left, total, crit, mwl, cst, lo, hi):
+def _proxy_multi(left, total, crit, n_out):
+    """:func:`_proxy` for ``n_out`` outputs: their scores summed (scikit-learn's multi-output
+    ``proxy_impurity_improvement``, up to a constant factor).
+
+    Regression sums are (w, wy_1..k); class weights are each output's side by side, so
+    every output's sum to the side's weight.
+    """
+    if crit == SQUARED_ERROR:
+        lw = left[0]
+        rw = total[0] - left[0]
+        num = 0.0
+        for k in range(1, 1 + n_out):
+            ry = total[k] - left[k]
+            num += left[k] * left[k] * rw + ry * ry * lw
+        return num, lw * rw
+    gini = crit == GINI
+    wl, wr, sl, sr = _class_sums(left, total, gini)
+    wl /= n_out
+    wr /= n_out
+    if gini:
+        return sl * wr + sr * wl, wl * wr
+    return sl + sr - n_out * (_xlogx(wl) + _xlogx(wr)), 1.0
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _poisson_proxy_multi(left, total, n_out):
+    """:func:`_poisson_proxy` summed over ``n_out`` outputs; -inf when a side of any output sums to about 0."""
+    rw = total[0] - left[0]
+    score = 0.0
+    for k in range(1, 1 + n_out):
+        ry = total[k] - left[k]
+        if left[k] <= EPSILON or ry <= EPSILON:
+            return -np.inf, 1.0
+        score += left[k] * np.log(left[k] / left[0]) + ry * np.log(ry / rw)
+    return score, 1.0
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _admissible(left, total, crit, mwl, cst, lo, hi, n_out):
     """Whether both sides of a boundary weigh at least ``mwl`` (``min_weight_leaf``) and,
     on a feature of monotonic constraint ``cst``, keep their values within the node's
     bounds ``[lo, hi]`` and in the constraint's order (scikit-learn's ``check_monotonicity``)."""
@@ -301,6 +375,8 @@ def _admissible(left, total, crit, mwl, cst, lo, hi):
         for k in range(left.shape[0]):
             wl += left[k]
             wr += total[k] - left[k]
+        wl /= n_out
+        wr /= n_out
     if wl < mwl or wr < mwl:
         return False
     if cst == 0:
@@ -313,16 +389,22 @@ def _admissible(left, total, crit, mwl, cst, lo, hi):
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _candidate_checked(left, total, crit, n_left, m, msl, best, best_den, mwl, cst, lo, hi):
-    """:func:`_candidate` for what only some trees ask: Poisson's score, a minimum weight, a monotonic constraint.
+def _candidate_checked(left, total, crit, n_left, m, msl, best, best_den, mwl, cst, lo, hi, n_out):
+    """:func:`_candidate` for what only some trees ask: Poisson's score, a minimum weight, a monotonic
+    constraint, several outputs (``n_out``).
 
     A loop of its own, so that the common one keeps none of their branches.
     """
     if n_left < msl or m - n_left < msl:
         return False, best, best_den
-    if not _admissible(left, total, crit, mwl, cst, lo, hi):
+    if not _admissible(left, total, crit, mwl, cst, lo, hi, n_out):
         return False, best, best_den
-    if crit == POISSON:
+    if n_out > 1:
+        if crit == POISSON:
+            num, den = _poisson_proxy_multi(left, total, n_out)
+        else:
+            num, den = _proxy_multi(left, total, crit, n_out)
+    elif crit == POISSON:
         num, den = _poisson_proxy(left, total)
     else:
         num, den = _proxy(left, total, crit)
@@ -335,15 +417,18 @@ def _candidate_checked(left, total, crit, n_left, m, msl, best, best_den, mwl, c
 
 
 @no_refcount
-def _histogram(hist, Xb, idx, start, end, feats, n_feats, yc, yr, w, offs, nbins, regression):
+def _histogram(hist, Xb, idx, start, end, feats, n_feats, yc, yr, w, offs, nbins, regression, n_out):
     """Sum the samples ``idx[start:end]`` into ``hist`` for ``feats[:n_feats]``.
 
-    ``hist[offs[f] + code]`` holds (count, class weights...) or (count, w, wy). The
+    ``hist[offs[f] + code]`` holds (count, class weights...) or (count, w, wy_1..k). The
     features' rows are cleared first; samples are added in their order.
     """
     for j in range(n_feats):
         f = feats[j]
         hist[offs[f] : offs[f] + nbins[f]] = 0.0
+    if n_out > 1:
+        _histogram_outputs(hist, Xb, idx, start, end, feats, n_feats, yc, yr, w, offs, regression, n_out)
+        return
     for i in range(start, end):
         s = idx[i]
         ws = w[s]
@@ -362,6 +447,25 @@ def _histogram(hist, Xb, idx, start, end, feats, n_feats, yc, yr, w, offs, nbins
                 b = offs[f] + Xb[s, f]
                 hist[b, 0] += 1.0
                 hist[b, c] += ws
+
+
+@no_refcount
+def _histogram_outputs(hist, Xb, idx, start, end, feats, n_feats, yc, yr, w, offs, regression, n_out):
+    """:func:`_histogram`'s sums for several outputs (a loop of its own: the one-output loop keeps its shape)."""
+    for i in range(start, end):
+        s = idx[i]
+        ws = w[s]
+        for j in range(n_feats):
+            f = feats[j]
+            b = offs[f] + Xb[s, f]
+            hist[b, 0] += 1.0
+            if regression:
+                hist[b, 1] += ws
+                for k in range(n_out):
+                    hist[b, 2 + k] += ws * yr[s * n_out + k]
+            else:
+                for k in range(n_out):
+                    hist[b, 1 + yc[s * n_out + k]] += ws
 
 
 @no_refcount
@@ -400,7 +504,7 @@ def _scan_histogram(hist, f, offs, nbins, nan, m, total, msl, crit, left):
     if nan >= 0 and hist[o + nan, 0] != 0.0:
         side = 0
         better, best, best_den, b = _scan_histogram_nan_left(
-            hist, o, nan, m, total, msl, crit, left, best, best_den, False, 0.0, 0, -np.inf, np.inf
+            hist, o, nan, m, total, msl, crit, left, best, best_den, False, 0.0, 0, -np.inf, np.inf, 1
         )
         if better:
             best_bin = b
@@ -415,14 +519,14 @@ def _scan_histogram(hist, f, offs, nbins, nan, m, total, msl, crit, left):
 
 
 @no_refcount
-def _scan_histogram_nan_left(hist, o, nan, m, total, msl, crit, left, best, best_den, extra, mwl, cst, lo, hi):
+def _scan_histogram_nan_left(hist, o, nan, m, total, msl, crit, left, best, best_den, extra, mwl, cst, lo, hi, n_out):
     """:func:`_scan_histogram`'s second pass, NaN left: (better found, best, best_den, bin).
 
     The missing samples first, then the value bins; the boundary leaving only NaN
     on the left is the first pass's last one (NaN alone on the right), not scored
     again. Out of line: a NaN-free scan's loop stays as small as it was. With
     ``extra``, candidates are scored by :func:`_candidate_checked` (``mwl``, ``cst``
-    within ``[lo, hi]``), as :func:`_scan_checked` scores them.
+    within ``[lo, hi]``, ``n_out`` outputs), as :func:`_scan_checked` scores them.
     """
     P = hist.shape[1]
     found = False
@@ -441,7 +545,7 @@ def _scan_histogram_nan_left(hist, o, nan, m, total, msl, crit, left, best, best
             left[p - 1] += hist[o + b, p]
         if extra:
             better, best, best_den = _candidate_checked(
-                left, total, crit, n_left, m, msl, best, best_den, mwl, cst, lo, hi
+                left, total, crit, n_left, m, msl, best, best_den, mwl, cst, lo, hi, n_out
             )
         else:
             better, best, best_den = _candidate(left, total, crit, n_left, m, msl, best, best_den)
@@ -452,8 +556,21 @@ def _scan_histogram_nan_left(hist, o, nan, m, total, msl, crit, left, best, best
 
 
 @no_refcount
-def _gather_small(idx, start, end, yc, yr, w, regression, lw, lc):
-    """A small node's weights (and w*y, or classes) in node order: the scans read them once per feature."""
+def _gather_small(idx, start, end, yc, yr, w, regression, lw, lc, n_out):
+    """A small node's weights (and w*y, or classes) in node order: the scans read them once per feature.
+
+    Several outputs: ``lw[i]`` holds (w, wy_1..k), ``lc[i * n_out + k]`` output k's class.
+    """
+    if n_out > 1:
+        for i in range(end - start):
+            s = idx[start + i]
+            lw[i, 0] = w[s]
+            for k in range(n_out):
+                if regression:
+                    lw[i, 1 + k] = w[s] * yr[s * n_out + k]
+                else:
+                    lc[i * n_out + k] = yc[s * n_out + k]
+        return
     for i in range(end - start):
         s = idx[start + i]
         lw[i, 0] = w[s]
@@ -461,6 +578,17 @@ def _gather_small(idx, start, end, yc, yr, w, regression, lw, lc):
             lw[i, 1] = w[s] * yr[s]
         else:
             lc[i] = yc[s]
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _add_gathered(left, lw, lc, li, regression, n_out):
+    """Add the gathered sample ``li`` (:func:`_gather_small`) to the sums ``left``."""
+    if regression:
+        for p in range(1 + n_out):
+            left[p] += lw[li, p]
+    else:
+        for k in range(n_out):
+            left[lc[li * n_out + k]] += lw[li, 0]
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -512,7 +640,7 @@ def _scan_sorted(Xb, idx, start, end, f, nan, lw, lc, total, msl, crit, regressi
     if nan >= 0 and (keys[m - 1] >> 8) == nan:
         side = 0
         better, best, best_den, c, nc = _scan_sorted_nan_left(
-            keys, m, nan, lw, lc, total, msl, crit, regression, left, best, best_den, False, 0.0, 0, -np.inf, np.inf
+            keys, m, nan, lw, lc, total, msl, crit, regression, left, best, best_den, False, 0.0, 0, -np.inf, np.inf, 1
         )
         if better:
             best_bin = c
@@ -523,7 +651,7 @@ def _scan_sorted(Xb, idx, start, end, f, nan, lw, lc, total, msl, crit, regressi
 
 @no_refcount
 def _scan_sorted_nan_left(
-    keys, m, nan, lw, lc, total, msl, crit, regression, left, best, best_den, extra, mwl, cst, lo, hi
+    keys, m, nan, lw, lc, total, msl, crit, regression, left, best, best_den, extra, mwl, cst, lo, hi, n_out
 ):
     """:func:`_scan_sorted`'s second pass, NaN left: (better found, best, best_den, bin, next_bin).
 
@@ -537,19 +665,9 @@ def _scan_sorted_nan_left(
         m_values -= 1
     left[:] = 0.0
     for i in range(m_values, m):
-        li = keys[i] & 255
-        if regression:
-            left[0] += lw[li, 0]
-            left[1] += lw[li, 1]
-        else:
-            left[lc[li]] += lw[li, 0]
+        _add_gathered(left, lw, lc, keys[i] & 255, regression, n_out)
     for i in range(m_values - 1):
-        li = keys[i] & 255
-        if regression:
-            left[0] += lw[li, 0]
-            left[1] += lw[li, 1]
-        else:
-            left[lc[li]] += lw[li, 0]
+        _add_gathered(left, lw, lc, keys[i] & 255, regression, n_out)
         c = keys[i] >> 8
         nc = keys[i + 1] >> 8
         if c == nc:
@@ -557,7 +675,7 @@ def _scan_sorted_nan_left(
         n_left = m - m_values + i + 1
         if extra:
             better, best, best_den = _candidate_checked(
-                left, total, crit, n_left, m, msl, best, best_den, mwl, cst, lo, hi
+                left, total, crit, n_left, m, msl, best, best_den, mwl, cst, lo, hi, n_out
             )
         else:
             better, best, best_den = _candidate(left, total, crit, n_left, m, msl, best, best_den)
@@ -616,9 +734,11 @@ def _scan_checked(
     cst,
     lo,
     hi,
+    n_out,
 ):
     """:func:`_scan_sorted` or :func:`_scan_histogram` scoring by :func:`_candidate_checked`: Poisson's
-    score, ``min_weight_leaf`` ``mwl``, monotonic constraint ``cst`` within bounds ``[lo, hi]``.
+    score, ``min_weight_leaf`` ``mwl``, monotonic constraint ``cst`` within bounds ``[lo, hi]``,
+    ``n_out`` outputs.
     The NaN code ``nan`` (or -1) as there: a second pass, NaN left, when the node holds NaN.
 
     Loops of their own, so that the common ones keep none of these branches (which cost
@@ -638,18 +758,13 @@ def _scan_checked(
         if (keys[0] >> 8) == (keys[m - 1] >> 8):
             return -np.inf, 1.0, -1, -1, False, -1
         for i in range(m - 1):
-            li = keys[i] & 255
-            if regression:
-                left[0] += lw[li, 0]
-                left[1] += lw[li, 1]
-            else:
-                left[lc[li]] += lw[li, 0]
+            _add_gathered(left, lw, lc, keys[i] & 255, regression, n_out)
             c = keys[i] >> 8
             nc = keys[i + 1] >> 8
             if c == nc:
                 continue
             better, best, best_den = _candidate_checked(
-                left, total, crit, i + 1, m, msl, best, best_den, mwl, cst, lo, hi
+                left, total, crit, i + 1, m, msl, best, best_den, mwl, cst, lo, hi, n_out
             )
             if better:
                 best_bin = c
@@ -658,7 +773,7 @@ def _scan_checked(
         if nan >= 0 and (keys[m - 1] >> 8) == nan:
             side = 0
             better, best, best_den, c, nc = _scan_sorted_nan_left(
-                keys, m, nan, lw, lc, total, msl, crit, regression, left, best, best_den, True, mwl, cst, lo, hi
+                keys, m, nan, lw, lc, total, msl, crit, regression, left, best, best_den, True, mwl, cst, lo, hi, n_out
             )
             if better:
                 best_bin = c
@@ -679,14 +794,16 @@ def _scan_checked(
             break
         for p in range(1, P):
             left[p - 1] += hist[o + b, p]
-        better, best, best_den = _candidate_checked(left, total, crit, n_left, m, msl, best, best_den, mwl, cst, lo, hi)
+        better, best, best_den = _candidate_checked(
+            left, total, crit, n_left, m, msl, best, best_den, mwl, cst, lo, hi, n_out
+        )
         if better:
             best_bin = b
     side = -1
     if nan >= 0 and hist[o + nan, 0] != 0.0:
         side = 0
         better, best, best_den, b = _scan_histogram_nan_left(
-            hist, o, nan, m, total, msl, crit, left, best, best_den, True, mwl, cst, lo, hi
+            hist, o, nan, m, total, msl, crit, left, best, best_den, True, mwl, cst, lo, hi, n_out
         )
         if better:
             best_bin = b
@@ -700,9 +817,43 @@ def _scan_checked(
 
 
 @njit(nogil=True, cache=True, inline="always")
+def _add_row(left, s, yc, yr, w, regression, n_out):
+    """Add sample ``s`` to the split-search sums ``left``: its class weights, or (w, wy_1..k)."""
+    if regression:
+        left[0] += w[s]
+        for k in range(n_out):
+            left[1 + k] += w[s] * yr[s * n_out + k]
+    else:
+        for k in range(n_out):
+            left[yc[s * n_out + k]] += w[s]
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _random_cut_sums(Xb, idx, start, end, f, nan, cut, nan_left, lo, hi, yc, yr, w, regression, left, n_out):
+    """:func:`_scan_random`'s pass over the node's samples: the left side's sums, its count,
+    the left side's last code and the right side's first."""
+    left[:] = 0.0
+    n_left = 0
+    b = lo
+    nb = hi if lo < hi else nan
+    for i in range(start, end):
+        s = idx[i]
+        c = np.int64(Xb[s, f])
+        if c <= cut or (nan_left and c == nan):
+            n_left += 1
+            if c > b and c <= cut:
+                b = c
+            _add_row(left, s, yc, yr, w, regression, n_out)
+        elif c < nb and c != nan:
+            nb = c
+    return n_left, b, nb
+
+
+@njit(nogil=True, cache=True, inline="always")
 def _scan_random(
-    Xb, idx, start, end, f, nan, yc, yr, w, regression, total, msl, crit, left, state, extra, mwl, cst, lower, upper
-):
+    Xb, idx, start, end, f, nan, yc, yr, w, regression, total, msl, crit, left, state, extra, mwl, cst, lower, upper,
+    n_out,
+):  # fmt: skip
     """Extra trees' cut of feature ``f``: (score num, den, bin, next_bin, non-constant, NaN side).
 
     The cut is drawn uniformly among the codes from the node's lowest to below its
@@ -734,27 +885,17 @@ def _scan_random(
     else:
         cut = lo + np.int64(((draw >> _S32) * np.uint64(hi - lo)) >> _S32)
         nan_left = n_nan > 0 and (draw & np.uint64(1)) == 1
-    left[:] = 0.0
-    n_left = 0
-    b = lo
-    nb = hi if lo < hi else nan
-    for i in range(start, end):
-        s = idx[i]
-        c = np.int64(Xb[s, f])
-        if c <= cut or (nan_left and c == nan):
-            n_left += 1
-            if c > b and c <= cut:
-                b = c
-            if regression:
-                left[0] += w[s]
-                left[1] += w[s] * yr[s]
-            else:
-                left[yc[s]] += w[s]
-        elif c < nb and c != nan:
-            nb = c
+    if n_out == 1:  # a constant 1 in the loop: the one-output loop is the plain one
+        n_left, b, nb = _random_cut_sums(
+            Xb, idx, start, end, f, nan, cut, nan_left, lo, hi, yc, yr, w, regression, left, 1
+        )
+    else:
+        n_left, b, nb = _random_cut_sums(
+            Xb, idx, start, end, f, nan, cut, nan_left, lo, hi, yc, yr, w, regression, left, n_out
+        )
     if extra:
         _, score, den = _candidate_checked(
-            left, total, crit, n_left, end - start, msl, -np.inf, 1.0, mwl, cst, lower, upper
+            left, total, crit, n_left, end - start, msl, -np.inf, 1.0, mwl, cst, lower, upper, n_out
         )
     else:
         _, score, den = _candidate(left, total, crit, n_left, end - start, msl, -np.inf, 1.0)
@@ -762,7 +903,9 @@ def _scan_random(
 
 
 @no_refcount
-def _scan_histogram_random(hist, f, offs, nbins, nan, m, total, msl, crit, left, state, extra, mwl, cst, lower, upper):
+def _scan_histogram_random(
+    hist, f, offs, nbins, nan, m, total, msl, crit, left, state, extra, mwl, cst, lower, upper, n_out
+):
     """:func:`_scan_random` on a node's histogram: the same draw, the left side summed over bins."""
     o = offs[f]
     lo = -1
@@ -802,7 +945,9 @@ def _scan_histogram_random(hist, f, offs, nbins, nan, m, total, msl, crit, left,
     while hist[o + nb, 0] == 0.0:
         nb += 1
     if extra:
-        _, score, den = _candidate_checked(left, total, crit, n_left, m, msl, -np.inf, 1.0, mwl, cst, lower, upper)
+        _, score, den = _candidate_checked(
+            left, total, crit, n_left, m, msl, -np.inf, 1.0, mwl, cst, lower, upper, n_out
+        )
     else:
         _, score, den = _candidate(left, total, crit, n_left, m, msl, -np.inf, 1.0)
     return score, den, last, nb, True, 1 if nan_left else (0 if n_nan > 0.0 else -1)
@@ -812,10 +957,10 @@ def _scan_histogram_random(hist, f, offs, nbins, nan, m, total, msl, crit, left,
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _record(ints, floats, row, stats, m, crit, regression):
+def _record(ints, floats, row, stats, m, crit, regression, n_out):
     """Write node ``row`` as a leaf; return its (weight, impurity)."""
-    weight = _weight(stats, regression)
-    impurity = _impurity(stats, crit)
+    weight = _weight(stats, regression, n_out)
+    impurity = _impurity(stats, crit, n_out)
     ints[row, 0] = LEAF
     ints[row, 1] = LEAF
     ints[row, 2] = UNDEFINED
@@ -825,7 +970,8 @@ def _record(ints, floats, row, stats, m, crit, regression):
     floats[row, 1] = weight
     floats[row, 2] = impurity
     if regression:
-        floats[row, 3] = stats[1] / stats[0]
+        for k in range(n_out):
+            floats[row, 3 + k] = stats[1 + k] / stats[0]
     else:
         for k in range(stats.shape[0]):
             floats[row, 3 + k] = stats[k] / weight
@@ -879,16 +1025,17 @@ def _find_split(
     msl = ip[P_MIN_LEAF]
     mtry = ip[P_MAX_FEATURES]
     mono = ip[P_MONOTONIC]
+    n_out = ip[P_N_OUTPUTS]
     # What only some trees ask is scored in loops of its own (:func:`_scan_checked`).
-    extra = mwl > 0.0 or mono > 0 or crit == POISSON
+    extra = mwl > 0.0 or mono > 0 or crit == POISSON or n_out > 1
     random_split = ip[P_RANDOM_SPLIT] != 0
     small = m < ip[P_SMALL]
-    # The split-search totals: class weights, or (w, wy).
-    total = stats[:2] if regression else stats
+    # The split-search totals: class weights, or (w, wy_1..k).
+    total = stats[: 1 + n_out] if regression else stats
     for f in range(F):
         perm[f] = f
     if small and not random_split:
-        _gather_small(idx, start, end, yc, yr, w, regression, lw, lc)
+        _gather_small(idx, start, end, yc, yr, w, regression, lw, lc, n_out)
     state = key
     cut_state = key ^ _CUT_SALT
     drawn = 0
@@ -912,7 +1059,7 @@ def _find_split(
             feats[j - drawn] = perm[j]
         batch_hist = False
         if not small and not random_split and not (use_sub and has_hist):
-            _histogram(scratch_hist, Xb, idx, start, end, feats, want, yc, yr, w, offs, nbins, regression)
+            _histogram(scratch_hist, Xb, idx, start, end, feats, want, yc, yr, w, offs, nbins, regression, n_out)
             batch_hist = True
         for j in range(want):
             f = feats[j]
@@ -942,10 +1089,11 @@ def _find_split(
                         cst,
                         lo,
                         hi,
+                        n_out,
                     )
                 else:
                     score, den, b, nb, nonconstant, side = _scan_histogram_random(
-                        hist, f, offs, nbins, nan, m, total, msl, crit, left, cut_state, extra, mwl, cst, lo, hi
+                        hist, f, offs, nbins, nan, m, total, msl, crit, left, cut_state, extra, mwl, cst, lo, hi, n_out
                     )
             elif extra:
                 score, den, b, nb, nonconstant, side = _scan_checked(
@@ -971,6 +1119,7 @@ def _find_split(
                     ip[mono + f] if mono > 0 else 0,
                     lo,
                     hi,
+                    n_out,
                 )
             elif small:
                 score, den, b, nb, nonconstant, side = _scan_sorted(
@@ -1012,13 +1161,17 @@ def _find_split(
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _partition(Xb, idx, tmp, start, end, f, b, nan_left, yc, yr, w, regression, lstats, rstats):
+def _partition(Xb, idx, tmp, start, end, f, b, nan_left, yc, yr, w, regression, lstats, rstats, n_out):
     """Stable in-place partition of ``idx[start:end]``: left the codes ``<= b``, and the NaN code
     ``nan_left`` (-1: NaN goes right); returns the first right position.
 
     A NaN-free split passes a constant -1, which no code equals: the test then
     folds away and the loop is the plain ``code <= b`` one.
     """
+    if n_out > 1:
+        return _partition_outputs(
+            Xb, idx, tmp, start, end, f, b, nan_left, yc, yr, w, regression, lstats, rstats, n_out
+        )
     if nan_left >= 0:
         return _partition_rows(Xb, idx, tmp, start, end, f, b, nan_left, yc, yr, w, regression, lstats, rstats)
     return _partition_rows(Xb, idx, tmp, start, end, f, b, -1, yc, yr, w, regression, lstats, rstats)
@@ -1070,6 +1223,40 @@ def _partition_rows(Xb, idx, tmp, start, end, f, b, nan_left, yc, yr, w, regress
                 tmp[nr] = s
                 nr += 1
                 rstats[yc[s]] += w[s]
+    for i in range(nr):
+        idx[nl + i] = tmp[i]
+    return nl
+
+
+@no_refcount
+def _partition_outputs(Xb, idx, tmp, start, end, f, b, nan_left, yc, yr, w, regression, lstats, rstats, n_out):
+    """:func:`_partition_rows` for several outputs: stats (w, wy_1..k, wyy_1..k), or each output's class weights."""
+    lstats[:] = 0.0
+    rstats[:] = 0.0
+    nl = start
+    nr = 0
+    for i in range(start, end):
+        s = idx[i]
+        c = np.int64(Xb[s, f])
+        if c <= b or c == nan_left:
+            idx[nl] = s
+            nl += 1
+            side = lstats
+        else:
+            tmp[nr] = s
+            nr += 1
+            side = rstats
+        ws = w[s]
+        if regression:
+            side[0] += ws
+            for k in range(n_out):
+                y = yr[s * n_out + k]
+                wy = ws * y
+                side[1 + k] += wy
+                side[1 + n_out + k] += wy * y
+        else:
+            for k in range(n_out):
+                side[yc[s * n_out + k]] += ws
     for i in range(nr):
         idx[nl + i] = tmp[i]
     return nl
@@ -1128,10 +1315,11 @@ def _split_node(
     hist = hists[slot] if has_hist else scratch_hist
     crit = ip[P_CRITERION]
     regression = crit >= SQUARED_ERROR
+    n_out = ip[P_N_OUTPUTS]
     m = end - start
-    weight, impurity = _record(ints, floats, row, stats, m, crit, regression)
+    weight, impurity = _record(ints, floats, row, stats, m, crit, regression, n_out)
     if crit == POISSON:
-        impurity = _poisson_impurity(idx, start, end, yr, w, stats)
+        impurity = _poisson_impurity(idx, start, end, yr, w, stats, n_out)
         floats[row, 2] = impurity
     if ip[P_MONOTONIC] > 0:
         _clip_value(floats, row, lower, upper, regression)
@@ -1175,11 +1363,11 @@ def _split_node(
     if f < 0:
         return -1
     mid = _partition(
-        Xb, idx, tmp, start, end, f, b, nan_code[f] if side == 1 else -1, yc, yr, w, regression, lstats, rstats
+        Xb, idx, tmp, start, end, f, b, nan_code[f] if side == 1 else -1, yc, yr, w, regression, lstats, rstats, n_out
     )
-    wl = _weight(lstats, regression)
-    wr = _weight(rstats, regression)
-    il, ir = _children_impurity(idx, start, mid, end, yr, w, lstats, rstats, crit)
+    wl = _weight(lstats, regression, n_out)
+    wr = _weight(rstats, regression, n_out)
+    il, ir = _children_impurity(idx, start, mid, end, yr, w, lstats, rstats, crit, n_out)
     gain = (weight / fp[F_ROOT_WEIGHT]) * (impurity - wl / weight * il - wr / weight * ir)
     if not gain + EPSILON >= fp[F_MIN_DECREASE]:
         return -1
@@ -1228,7 +1416,8 @@ def _children_bounds(cst, lower, upper, lstats, rstats, regression, cbounds):
     if cst == 0:
         return
     p = 1 if regression else 0
-    middle = lstats[p] / (2.0 * _weight(lstats, regression)) + rstats[p] / (2.0 * _weight(rstats, regression))
+    # One output: constraints are refused on several.
+    middle = lstats[p] / (2.0 * _weight(lstats, regression, 1)) + rstats[p] / (2.0 * _weight(rstats, regression, 1))
     if cst > 0:
         cbounds[0, 1] = middle
         cbounds[1, 0] = middle
@@ -1251,6 +1440,7 @@ def _children_histograms(Xb, idx, start, mid, end, yc, yr, w, offs, nbins, ip, a
     hist_l = hists[slot_l]
     hist_r = hists[slot_r]
     regression = ip[P_CRITERION] >= SQUARED_ERROR
+    n_out = ip[P_N_OUTPUTS]
     F = Xb.shape[1]
     small = ip[P_SMALL]
     ml = mid - start
@@ -1261,16 +1451,16 @@ def _children_histograms(Xb, idx, start, mid, end, yc, yr, w, offs, nbins, ip, a
     m_large = ml if left_larger else mr
     if m_large >= small and m_large >= ip[P_SUB_MIN]:
         if left_larger:
-            _histogram(hist_r, Xb, idx, mid, end, all_feats, F, yc, yr, w, offs, nbins, regression)
+            _histogram(hist_r, Xb, idx, mid, end, all_feats, F, yc, yr, w, offs, nbins, regression, n_out)
             hist_l -= hist_r
         else:
-            _histogram(hist_l, Xb, idx, start, mid, all_feats, F, yc, yr, w, offs, nbins, regression)
+            _histogram(hist_l, Xb, idx, start, mid, all_feats, F, yc, yr, w, offs, nbins, regression, n_out)
             hist_r -= hist_l
         return need_l, need_r
     if need_l:
-        _histogram(hist_l, Xb, idx, start, mid, all_feats, F, yc, yr, w, offs, nbins, regression)
+        _histogram(hist_l, Xb, idx, start, mid, all_feats, F, yc, yr, w, offs, nbins, regression, n_out)
     if need_r:
-        _histogram(hist_r, Xb, idx, mid, end, all_feats, F, yc, yr, w, offs, nbins, regression)
+        _histogram(hist_r, Xb, idx, mid, end, all_feats, F, yc, yr, w, offs, nbins, regression, n_out)
     return need_l, need_r
 
 
@@ -1293,13 +1483,17 @@ def _grow_1d(a, n):
 
 @njit(nogil=True, cache=True)
 def _setup(Xb, ip, offs, stats):
-    """What a growing call derives from its inputs and parameters, and its scratch arrays."""
+    """What a growing call derives from its inputs and parameters, and its scratch arrays.
+
+    ``n_out`` is a value row's width (each output's mean, or each output's classes side by side).
+    """
     F = Xb.shape[1]
     n_stats = stats.shape[0]
     regression = ip[P_CRITERION] >= SQUARED_ERROR
-    n_out = 1 if regression else n_stats
+    n_outputs = ip[P_N_OUTPUTS]
+    n_out = n_outputs if regression else n_stats
     n_bins_total = offs[F]
-    n_planes = 3 if regression else 1 + n_stats
+    n_planes = 2 + n_outputs if regression else 1 + n_stats
     small = max(ip[P_SMALL], 1)
     scratch = (
         np.empty((n_bins_total, n_planes)),
@@ -1307,8 +1501,8 @@ def _setup(Xb, ip, offs, stats):
         np.empty(F, np.int64),
         # Sort keys, then the radix sort's 16 counters, then its spare half.
         np.empty(2 * small + 32, np.int32),
-        np.empty((small, 2)),
-        np.empty(small, np.int64),
+        np.empty((small, 1 + max(n_outputs, 1))),
+        np.empty(small * max(n_outputs, 1), np.int64),
         np.empty(n_stats),
     )
     return F, n_stats, regression, n_out, ip[P_USE_SUB] != 0, n_bins_total, n_planes, np.arange(F), scratch
@@ -1368,7 +1562,9 @@ def grow(Xb, yc, yr, w, thresholds, nbins, offs, nan_code, ip, fp, idx, key, dep
         if hist.shape[0]:
             hists[0] = hist
         else:
-            _histogram(hists[0], Xb, idx, np.int64(0), n, all_feats, F, yc, yr, w, offs, nbins, regression)
+            _histogram(
+                hists[0], Xb, idx, np.int64(0), n, all_feats, F, yc, yr, w, offs, nbins, regression, ip[P_N_OUTPUTS]
+            )
     state[_TOP] = 1
     lstats = np.empty(n_stats)
     rstats = np.empty(n_stats)
@@ -1544,7 +1740,9 @@ def split_node(Xb, yc, yr, w, thresholds, nbins, offs, nan_code, ip, fp, idx, ke
     node_hist = hist
     if has and hist.shape[0] == 0:
         node_hist = np.empty((n_bins_total, n_planes))
-        _histogram(node_hist, Xb, idx, np.int64(0), n, all_feats, F, yc, yr, w, offs, nbins, regression)
+        _histogram(
+            node_hist, Xb, idx, np.int64(0), n, all_feats, F, yc, yr, w, offs, nbins, regression, ip[P_N_OUTPUTS]
+        )
     # One-row arrays for _split_node, which takes a node's rows by index.
     searched = (node_hist if has else scratch_hist).reshape((1, n_bins_total, n_planes))
     slot = np.int64(0) if has else np.int64(-1)
@@ -1618,6 +1816,7 @@ def grow_best_first(Xb, yc, yr, w, thresholds, nbins, offs, nan_code, ip, fp, id
     """
     n = idx.shape[0]
     crit = ip[P_CRITERION]
+    n_outputs = ip[P_N_OUTPUTS]
     F, n_stats, regression, n_out, _, _, _, _, scratch = _setup(Xb, ip, offs, stats)
     scratch_hist, perm, feats, keys, lw, lc, left = scratch
     tmp = np.empty(n, np.int64)
@@ -1711,11 +1910,11 @@ def grow_best_first(Xb, yc, yr, w, thresholds, nbins, offs, nan_code, ip, fp, id
                 nodes[row, 5] = ints[row, 4]
                 n_threshold[row] = floats[row, 0]
                 weight = floats[row, 1]
-                il, ir = _children_impurity(idx, start, mid, end, yr, w, lstats, rstats, crit)
+                il, ir = _children_impurity(idx, start, mid, end, yr, w, lstats, rstats, crit, n_outputs)
                 n_gain[row] = (weight / fp[F_ROOT_WEIGHT]) * (
                     floats[row, 2]
-                    - _weight(lstats, regression) / weight * il
-                    - _weight(rstats, regression) / weight * ir
+                    - _weight(lstats, regression, n_outputs) / weight * il
+                    - _weight(rstats, regression, n_outputs) / weight * ir
                 )
                 n_lstats[row] = lstats
                 n_rstats[row] = rstats

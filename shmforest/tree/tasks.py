@@ -51,6 +51,9 @@ class FitOptions:
     ----------
     class_weight : ndarray of float64, shape (n_classes,), or None
         Multiplies the weight of each sample of a class (the estimator's ``class_weight``).
+        With several outputs, every output's classes side by side (output k's from the
+        sum of the class counts before it): a sample's weight is multiplied by the
+        product of its classes' entries, as scikit-learn's ``compute_sample_weight`` does.
         With a bootstrap, the classes' weights are the odds of drawing their samples
         instead (scikit-learn's forests since 1.9: class weights shape the draws, the tree
         then weighs each sample by its count).
@@ -78,21 +81,49 @@ def balanced_class_weights(codes: np.ndarray, counts: np.ndarray, n_classes: int
     return out
 
 
+def _class_codes(data: SharedDataset, class_counts: tuple[int, ...]) -> np.ndarray:
+    """Each sample's classes as indices into every output's classes side by side: shape (n, n_outputs)."""
+    codes = np.asarray(data["y"], dtype=np.int64).reshape(data["Xb"].shape[0], -1)
+    if len(class_counts) > 1:
+        codes = codes + np.concatenate([[0], np.cumsum(class_counts)[:-1]])
+    return codes
+
+
+def _per_sample(class_weight: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Each sample's weight: the product over its outputs of its classes' weights (one output: its class's)."""
+    per_output = class_weight[codes]
+    return per_output[:, 0] if codes.shape[1] == 1 else np.prod(per_output, axis=1)
+
+
 def _draws_and_multipliers(
-    data: SharedDataset, seed: int, bootstrap: bool, n_draws: int, options: FitOptions, n_classes: int
+    data: SharedDataset,
+    seed: int,
+    bootstrap: bool,
+    n_draws: int,
+    options: FitOptions,
+    class_counts: tuple[int, ...],
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """The bootstrap counts, and what multiplies ``data["w"]`` in the builder (counts times any class weights)."""
+    """The bootstrap counts, and what multiplies ``data["w"]`` in the builder (counts times any class weights).
+
+    ``class_counts``: each output's number of classes (``TreeParams.class_counts``).
+    """
     n_samples = data["Xb"].shape[0]
     weighted = options.class_weight is not None or options.balanced_subsample
-    codes = np.asarray(data["y"], dtype=np.int64) if weighted else np.empty(0, dtype=np.int64)
+    codes = _class_codes(data, class_counts) if weighted else np.empty((0, 1), dtype=np.int64)
     if not bootstrap:
-        return None, None if options.class_weight is None else options.class_weight[codes]
+        return None, None if options.class_weight is None else _per_sample(options.class_weight, codes)
     if options.class_weight is None:
         counts = bootstrap_counts(seed, n_samples, n_draws)
         if not options.balanced_subsample:
             return counts, counts
-        return counts, counts * balanced_class_weights(codes, counts, n_classes)[codes]
-    odds = options.class_weight[codes]
+        # Per output, each over its own classes: a class of another output is never drawn here.
+        total = sum(class_counts)
+        balanced = [balanced_class_weights(codes[:, k], counts, total) for k in range(codes.shape[1])]
+        factor = balanced[0][codes[:, 0]]
+        for k in range(1, codes.shape[1]):
+            factor = factor * balanced[k][codes[:, k]]
+        return counts, counts * factor
+    odds = _per_sample(options.class_weight, codes)
     counts = bootstrap_counts(seed, n_samples, n_draws, odds / odds.sum())
     return counts, counts
 
@@ -126,7 +157,7 @@ def fit_tree(
     """
     options = options or FitOptions()
     # The builder multiplies data["w"] by these per-sample factors, fractional ones included.
-    counts, multipliers = _draws_and_multipliers(data, seed, bootstrap, n_draws, options, params.n_classes)
+    counts, multipliers = _draws_and_multipliers(data, seed, bootstrap, n_draws, options, params.class_counts)
     tree = TreeBuilder(params).build(data, seed, sample_counts=multipliers, parallel=parallel, delegate=delegate)
     # Pruned here, before the out-of-bag predictions, which are the pruned tree's.
     tree = prune_tree(tree, options.ccp_alpha)
@@ -142,8 +173,12 @@ def oob_predict(
     seed: int,
     n_draws: int,
     options: FitOptions | None = None,
+    class_counts: tuple[int, ...] = (),
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Out-of-bag predictions of a tree built earlier (kept by ``warm_start``)."""
-    counts, _ = _draws_and_multipliers(data, seed, True, n_draws, options or FitOptions(), 0)
+    """Out-of-bag predictions of a tree built earlier (kept by ``warm_start``).
+
+    ``class_counts``: each output's number of classes (``TreeParams.class_counts``), for class weights.
+    """
+    counts, _ = _draws_and_multipliers(data, seed, True, n_draws, options or FitOptions(), class_counts)
     rows = np.flatnonzero(counts == 0)
     return rows.astype(np.int32), tree.predict(data["X"][rows])

@@ -36,9 +36,9 @@ def warm_up() -> None:
         ForestArrays([tree]).predict_value(X)
         tree.predict(X)
         # The branch-parallel driver's one-node kernel.
-        inputs = Inputs.make(data["Xb"], y, np.ones(64), data["thresholds"], p.n_classes)
+        inputs = Inputs.make(data["Xb"], y, np.ones(64), data["thresholds"], p.class_counts)
         samples = np.arange(64, dtype=np.int64)
-        stats = node_stats(samples, inputs.yc, inputs.yr, inputs.w, p.n_classes or 3, p.n_classes == 0)
+        stats = node_stats(samples, inputs.yc, inputs.yr, inputs.w, p.n_stats, p.regression, p.n_outputs)
         setup = GrowthSetup.make(p, 3, int(inputs.offs[-1]), 64.0, 64, True)
         expand(setup, inputs, OpenNode(samples, root_key(0), 0, stats, None))
     TreeBuilder(TreeParams("gini", None, 2, 1, 3, 0.0, 4, 2)).build({**data, "y": classes}, seed=0)

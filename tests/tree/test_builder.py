@@ -422,6 +422,9 @@ def test_nodes_are_numbered_in_preorder_as_scikit_learn_does(clf_data):
         "poisson",
         "monotonic",
         "monotonic_binary",
+        "multi_output_regression",
+        "multi_output_classification",
+        "multi_output_sorted",
     ],
 )
 def test_branch_parallel_build_is_bit_identical(clf_data, monkeypatch, kind):
@@ -453,6 +456,14 @@ def test_branch_parallel_build_is_bit_identical(clf_data, monkeypatch, kind):
     elif kind == "min_weight_leaf":
         w = np.random.default_rng(3).uniform(0.2, 2.0, y.size)
         p = params(max_features=X.shape[1], min_weight_fraction_leaf=0.002)
+    elif kind == "multi_output_regression":
+        # Histograms of three outputs' sums, subtracted, travelling with the nodes.
+        w = np.random.default_rng(3).uniform(0.2, 2.0, y.size)
+        p = params(criterion="squared_error", n_classes=0, n_outputs=3, max_features=X.shape[1])
+        target = np.column_stack([X[:, 1] * 3 + y, X[:, 2] - X[:, 0], y * 1.5])
+    elif kind in ("multi_output_classification", "multi_output_sorted"):
+        p = params(n_classes=(2, 3), n_outputs=2, max_features=X.shape[1] if kind.endswith("tion") else 3)
+        target = np.column_stack([y, np.digitize(X[:, 3], [-0.5, 0.5])]).astype(np.int32)
     with dataset(X, target, w) as ds:
         serial = TreeBuilder(p).build(ds, seed=21, sample_counts=counts)
         # Cut levels into tasks as soon as they hold 32 samples: many tasks, many shapes.
