@@ -57,31 +57,50 @@ def make(library: str, executor: str | None, n_jobs: int, regression: bool, tree
     return getattr(shmforest, name)(trees, executor=executor, n_jobs=n_jobs, random_state=0)
 
 
-def measure(workload: str, rounds: int = ROUNDS) -> dict[str, tuple[float, float]]:
-    """``{runner: (median fit seconds, held-out score)}`` over ``rounds`` rounds in turns."""
-    load, regression, trees = WORKLOADS[workload]
+Workloads = dict[str, tuple[Callable[[], tuple[np.ndarray, np.ndarray]], bool, int]]
+Make = Callable[[str, "str | None", int, bool, int], Any]
+
+
+def held_out_score(model: Any, X: np.ndarray, y: np.ndarray, regression: bool) -> float:
+    """The estimator's own ``score``: accuracy, or R²."""
+    return float(model.score(X, y))
+
+
+def measure(
+    workload: str,
+    rounds: int = ROUNDS,
+    workloads: Workloads = WORKLOADS,
+    make: Make = make,
+    score: Callable[[Any, np.ndarray, np.ndarray, bool], float] = held_out_score,
+) -> dict[str, tuple[float, float]]:
+    """``{runner: (median fit seconds, held-out score)}`` over ``rounds`` rounds in turns.
+
+    ``workloads``, ``make`` and ``score``: what other comparisons with scikit-learn
+    (``test_bench_multi_output``) fit and how they score it.
+    """
+    load, regression, trees = workloads[workload]
     X, y = load()
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0)
     make("shmforest", "serial", 1, regression, 2).fit(X_train[:200], y_train[:200])  # compiled kernels loaded
     times: dict[str, list[float]] = {label: [] for label in RUNNERS}
-    score: dict[str, float] = {}
+    scores: dict[str, float] = {}
     for _ in range(rounds):
         for label, runner in RUNNERS.items():
             model = make(*runner, regression, trees)
             start = time.perf_counter()
             model.fit(X_train, y_train)
             times[label].append(time.perf_counter() - start)
-            score[label] = float(model.score(X_test, y_test))
-    return {label: (statistics.median(times[label]), score[label]) for label in RUNNERS}
+            scores[label] = score(model, X_test, y_test, regression)
+    return {label: (statistics.median(times[label]), scores[label]) for label in RUNNERS}
 
 
-def report(results: dict[str, dict[str, tuple[float, float]]]) -> str:
+def report(results: dict[str, dict[str, tuple[float, float]]], workloads: Workloads = WORKLOADS) -> str:
     lines = [
         "| workload | thread 2 / sk n_jobs=2 | serial / sk n_jobs=1 | score, ours − sklearn | sk n_jobs=2 seconds |",
         "|---|---|---|---|---|",
     ]
     for name, r in results.items():
-        regression = WORKLOADS[name][1]
+        regression = workloads[name][1]
         gap = r["shmforest thread 2"][1] - r["sklearn n_jobs=2"][1]
         gap_text = f"{gap:+.4f} R²" if regression else f"{100 * gap:+.2f} pt"
         lines.append(
@@ -99,9 +118,15 @@ def test_extra_trees_fit(benchmark, workload, capsys):
         print("\n" + report(results))
 
 
-def main(names: list[str]) -> None:
+def main(
+    names: list[str],
+    measure: Callable[[str], dict[str, tuple[float, float]]] = measure,
+    report: Callable[[dict[str, dict[str, tuple[float, float]]]], str] = report,
+    workloads: Workloads = WORKLOADS,
+) -> None:
+    """Measure ``names`` (every workload when empty) and print the table."""
     results = {}
-    for name in names or list(WORKLOADS):
+    for name in names or list(workloads):
         results[name] = measure(name)
         print(f"{name}: done", file=sys.stderr, flush=True)
     print(report(results))
