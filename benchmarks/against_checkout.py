@@ -87,10 +87,11 @@ def best_fit_seconds(name: str) -> float:
     return best
 
 
-def time_in_subprocess(tree: Path, name: str) -> float:
+def time_in_subprocess(tree: Path, name: str, script: Path = Path(__file__)) -> float:
+    """What ``script --time name`` prints (its best fit's seconds), run with ``shmforest`` imported from ``tree``."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
     out = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--time", name],
+        [sys.executable, str(script.resolve()), "--time", name],
         env=env,
         cwd=tree,
         check=True,

@@ -31,12 +31,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import against_checkout  # the subprocess that times a fit with another checkout's shmforest
 import numpy as np
 import pytest
 
@@ -116,18 +115,7 @@ def nan_cost(name: str, rounds: int = ROUNDS) -> dict[str, Any]:
 
 def time_in_subprocess(tree: Path, name: str) -> float:
     """Best of ``REPEATS[name]`` NaN-free fits of workload ``name`` with ``shmforest`` imported from ``tree``."""
-    env = {**os.environ, "PYTHONPATH": str(tree)}
-    out = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--time", name],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    origin, seconds = out.strip().splitlines()[-1].split()
-    if not Path(origin).resolve().is_relative_to(tree.resolve()):
-        raise RuntimeError(f"the subprocess imported shmforest from {origin}, not from {tree}")
-    return float(seconds)
+    return against_checkout.time_in_subprocess(tree, name, script=Path(__file__))
 
 
 def against(other: Path, names: tuple[str, ...] = WORKLOADS, rounds: int = ROUNDS) -> dict[str, dict[str, Any]]:
