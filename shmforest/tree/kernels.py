@@ -181,7 +181,8 @@ def _weight(stats, regression, n_out):
     total = 0.0
     for k in range(stats.shape[0]):
         total += stats[k]
-    return total / n_out
+    # One output divides by nothing: a division per call is a few percent of a small tree's fit.
+    return total if n_out == 1 else total / n_out
 
 
 @no_refcount
@@ -189,6 +190,9 @@ def _impurity(stats, crit, n_out):
     """A node's impurity from its stats, the mean over outputs (Poisson's needs its samples:
     :func:`_poisson_impurity`)."""
     if crit >= SQUARED_ERROR:
+        if n_out == 1:
+            mean = stats[1] / stats[0]
+            return max(stats[2] / stats[0] - mean * mean, 0.0)
         var = 0.0
         for k in range(n_out):
             mean = stats[1 + k] / stats[0]
@@ -199,15 +203,17 @@ def _impurity(stats, crit, n_out):
     for k in range(stats.shape[0]):
         total += stats[k]
         sq += stats[k] * stats[k]
-    total /= n_out
+    if n_out > 1:
+        total /= n_out
+        sq /= n_out
     if crit == GINI:
-        return 1.0 - sq / (total * total) / n_out
+        return 1.0 - sq / (total * total)
     h = 0.0
     for k in range(stats.shape[0]):
         if stats[k] > 0:
             p = stats[k] / total
             h -= p * np.log2(p)
-    return h / n_out
+    return h if n_out == 1 else h / n_out
 
 
 @no_refcount
@@ -970,7 +976,8 @@ def _record(ints, floats, row, stats, m, crit, regression, n_out):
     floats[row, 1] = weight
     floats[row, 2] = impurity
     if regression:
-        for k in range(n_out):
+        floats[row, 3] = stats[1] / stats[0]
+        for k in range(1, n_out):
             floats[row, 3 + k] = stats[1 + k] / stats[0]
     else:
         for k in range(stats.shape[0]):
