@@ -70,7 +70,7 @@ class TreeParams:
     max_features: int
     min_impurity_decrease: float
     max_leaf_nodes: int | None
-    n_classes: int
+    n_classes: int | tuple[int, ...]
     min_weight_fraction_leaf: float = 0.0
     monotonic_cst: tuple[int, ...] | None = None
     splitter: str = "best"
