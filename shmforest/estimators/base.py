@@ -6,15 +6,21 @@ scikit-learn's conventions, through scikit-learn itself: the bases inherit
 What predict needs beyond the trees is built at the end of ``fit``, so predict
 never changes the fitted estimator (safe to share between threads, to pickle and
 to compare).
+
+Several outputs (a 2-D ``y``) grow into the same trees: a tree's value row holds
+every output, each output's class fractions one output after the other
+(classification) or each output's mean (regression). Prediction splits the rows
+per output only when there are several, so one output pays nothing for them.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
-from sklearn.base import BaseEstimator, clone, is_classifier
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone, is_classifier
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.utils import Bunch
 from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
@@ -41,7 +47,7 @@ from shmforest.tree.pruning import pruning_path
 from shmforest.tree.tasks import FitOptions
 from shmforest.tree.tree import Tree
 
-__all__ = ["TreeModel", "BaseDecisionTree", "BaseForest", "ClassifierBase", "predict_threads"]
+__all__ = ["TreeModel", "BaseDecisionTree", "BaseForest", "ClassifierBase", "RegressorBase", "predict_threads"]
 
 # Per-tree seeds are drawn below this bound, as scikit-learn draws them.
 MAX_SEED = np.iinfo(np.int32).max
@@ -55,6 +61,12 @@ class TreeModel(BaseEstimator):
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = dict(PARAMETER_CONSTRAINTS)
     _fitted_attribute: ClassVar[str]
+    #: Whether ``fit`` warns of a column vector ``y`` (scikit-learn's forests do, its trees do not).
+    _warns_column_vector_y: ClassVar[bool] = False
+    # Fitted, as scikit-learn's: for several outputs, lists (classes_) where one output has an array.
+    n_outputs_: int
+    classes_: Any
+    n_classes_: Any
 
     # Set by the subclasses' __init__ (scikit-learn style: stored as given, checked in fit).
     criterion: str
@@ -80,8 +92,9 @@ class TreeModel(BaseEstimator):
         X : array-like of shape (n_samples, n_features)
             Numbers or bools; NaN is a missing value, whose side each split
             learns (infinite values raise).
-        y : array-like of shape (n_samples,)
-            Class labels, or regression targets.
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Class labels, or regression targets; one column per output. A
+            column vector is one output (forests warn, as scikit-learn's do).
         sample_weight : array-like of shape (n_samples,), optional
             Non-negative weights; ``None`` weighs every sample 1.
 
@@ -121,7 +134,10 @@ class TreeModel(BaseEstimator):
         if self.criterion == "poisson" and targets.values is not None:
             check_poisson_targets(targets.values, forest=isinstance(self, BaseForest))
         leaf = resolve_min_samples_leaf(self.min_samples_leaf, n_samples)
-        n_classes = len(targets.classes) if is_classifier(self) and targets.classes is not None else 0
+        n_classes: int | tuple[int, ...] = 0
+        if is_classifier(self) and targets.classes is not None:
+            counts = tuple(len(c) for c in targets.classes)
+            n_classes = counts[0] if targets.n_outputs == 1 else counts
         return TreeParams(
             criterion="entropy" if self.criterion == "log_loss" else self.criterion,
             max_depth=self.max_depth,
@@ -132,8 +148,9 @@ class TreeModel(BaseEstimator):
             max_leaf_nodes=self.max_leaf_nodes,
             n_classes=n_classes,
             min_weight_fraction_leaf=float(self.min_weight_fraction_leaf),
-            monotonic_cst=resolve_monotonic_cst(self.monotonic_cst, n_features, n_classes),
+            monotonic_cst=resolve_monotonic_cst(self.monotonic_cst, n_features, n_classes, targets.n_outputs),
             splitter=self._splitter(),
+            n_outputs=targets.n_outputs,
         )
 
     def _splitter(self) -> str:
@@ -157,11 +174,18 @@ class TreeModel(BaseEstimator):
 
     def _set_data_attributes(self, targets: Targets) -> None:
         self.n_features_in_ = targets.n_features
-        self.n_outputs_ = 1
+        self.n_outputs_ = targets.n_outputs
         if is_classifier(self):
             assert targets.classes is not None  # checked for every classifier of a batch
-            self.classes_ = targets.classes
-            self.n_classes_ = len(self.classes_)
+            if targets.n_outputs == 1:
+                self.classes_ = targets.classes[0]
+                self.n_classes_ = len(self.classes_)
+            else:
+                # As scikit-learn: a list of each output's labels; their counts as an
+                # array in a tree, as a list in a forest.
+                self.classes_ = list(targets.classes)
+                counts = [len(c) for c in targets.classes]
+                self.n_classes_ = counts if isinstance(self, BaseForest) else np.array(counts, dtype=np.intp)
 
     def _check_X_predict(self, X: Any) -> np.ndarray:
         check_is_fitted(self)
@@ -173,26 +197,90 @@ class TreeModel(BaseEstimator):
         tags = super().__sklearn_tags__()
         # NaN is a missing value: each split learns which side it goes to.
         tags.input_tags.allow_nan = True
+        # y of shape (n_samples, n_outputs), as scikit-learn's trees and forests take.
+        tags.target_tags.multi_output = True
         return tags
 
 
-class ClassifierBase:
-    """Prediction shared by the classifiers: labels from probabilities."""
+class ClassifierBase(ClassifierMixin):
+    """scikit-learn's classifier mixin, and the prediction the classifiers share: labels
+    from probabilities, per output."""
 
-    classes_: np.ndarray
+    classes_: Any  # an array of labels; a list of them, one per output, for several outputs
+    n_classes_: Any
+    n_outputs_: int
+    _value: Callable[[Any], np.ndarray]  # TreeModel's: the value rows of X's rows
 
-    def predict_proba(self, X: Any) -> np.ndarray:  # pragma: no cover - overridden
-        raise NotImplementedError
+    def predict_proba(self, X: Any) -> Any:
+        """Class probabilities of each sample: the class fractions of the leaf it reaches
+        (a forest: their mean over the trees).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes), or a list of them, one per output
+            The columns follow ``classes_`` (each output's ``classes_[k]``).
+        """
+        value = self._value(X)
+        if self.n_outputs_ == 1:
+            return value
+        return _split_outputs(value, self.n_classes_)
 
     def predict(self, X: Any) -> np.ndarray:
-        """The most probable class of each sample (labels as given to ``fit``)."""
-        proba = self.predict_proba(X)  # checks fitted first
-        return self.classes_[np.argmax(proba, axis=1)]
+        """The most probable class of each sample (labels as given to ``fit``).
 
-    def predict_log_proba(self, X: Any) -> np.ndarray:
-        """The log of :meth:`predict_proba` (``-inf`` for probability 0)."""
+        Returns
+        -------
+        ndarray of shape (n_samples,), or (n_samples, n_outputs) for several outputs
+        """
+        proba = self.predict_proba(X)  # checks fitted first
+        if self.n_outputs_ == 1:
+            return self.classes_[np.argmax(proba, axis=1)]
+        return _labels(self.classes_, [np.argmax(p, axis=1) for p in proba])
+
+    def predict_log_proba(self, X: Any) -> Any:
+        """The log of :meth:`predict_proba` (``-inf`` for probability 0); a list for several outputs."""
+        proba = self.predict_proba(X)
         with np.errstate(divide="ignore"):
-            return np.log(self.predict_proba(X))
+            if self.n_outputs_ == 1:
+                return np.log(proba)
+            return [np.log(p) for p in proba]
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()  # ClassifierMixin's: the classifier tags made
+        tags.classifier_tags.multi_label = True  # a 2-D y of 0 and 1 is several binary outputs
+        return tags
+
+
+class RegressorBase(RegressorMixin):
+    """scikit-learn's regressor mixin, and the prediction the regressors share."""
+
+    n_outputs_: int
+    _value: Callable[[Any], np.ndarray]  # TreeModel's: the value rows of X's rows
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The mean target of the leaves each sample reaches (a forest: the mean over its trees).
+
+        Returns
+        -------
+        ndarray of shape (n_samples,), or (n_samples, n_outputs) for several outputs
+        """
+        value = self._value(X)
+        return value[:, 0] if self.n_outputs_ == 1 else value
+
+
+def _split_outputs(value: np.ndarray, n_classes: Any) -> list[np.ndarray]:
+    """Each output's columns of ``value``: its classes sit one output after the other."""
+    ends = np.cumsum(n_classes)
+    return [value[:, end - n : end] for n, end in zip(n_classes, ends)]
+
+
+def _labels(classes: list[np.ndarray], codes: list[np.ndarray]) -> np.ndarray:
+    """Labels of shape (n_samples, n_outputs) from each output's class indices, as scikit-learn
+    makes them: in the first output's dtype (``y`` was one array, so all share it)."""
+    out = np.empty((len(codes[0]), len(classes)), dtype=classes[0].dtype)
+    for k, (classes_k, codes_k) in enumerate(zip(classes, codes)):
+        out[:, k] = classes_k[codes_k]
+    return out
 
 
 # --------------------------------------------------------------------------- decision trees
@@ -269,6 +357,7 @@ class BaseDecisionTree(TreeModel):
 class BaseForest(TreeModel):
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {**PARAMETER_CONSTRAINTS, **FOREST_CONSTRAINTS}
     _fitted_attribute: ClassVar[str] = "estimators_"
+    _warns_column_vector_y: ClassVar[bool] = True
     _tree_class: ClassVar[type[BaseDecisionTree]]
     #: How each tree splits: "best" (random forests) or "random" (extra trees).
     _tree_splitter: ClassVar[str] = "best"
@@ -320,11 +409,18 @@ class BaseForest(TreeModel):
             raise ValueError(
                 f"warm_start: X has {targets.n_features} features, but the forest was fitted with {fitted_features}"
             )
-        classes = targets.classes
-        if is_classifier(self) and classes is not None and not np.array_equal(classes, kept[0].classes_):
+        fitted_outputs = kept[0].n_outputs_
+        if targets.n_outputs != fitted_outputs:
             raise ValueError(
-                f"warm_start: y has classes {list(classes)}, but the forest was fitted with {list(kept[0].classes_)}"
+                f"warm_start: y has {targets.n_outputs} outputs, but the forest was fitted with {fitted_outputs}"
             )
+        if is_classifier(self) and targets.classes is not None:
+            fitted = kept[0].classes_ if fitted_outputs > 1 else [kept[0].classes_]
+            if any(not np.array_equal(a, b) for a, b in zip(targets.classes, fitted)):
+                raise ValueError(
+                    f"warm_start: y has classes {_describe(targets.classes)}, but the forest was "
+                    f"fitted with {_describe(fitted)}"
+                )
         if n_estimators == len(kept):
             warnings.warn("warm_start fit without increasing n_estimators fits no new trees", UserWarning, stacklevel=6)
 
@@ -362,7 +458,10 @@ class BaseForest(TreeModel):
         )
 
     def _set_oob(self, oob: list[tuple[np.ndarray, np.ndarray]], targets: Targets) -> None:
-        width = len(self.classes_) if is_classifier(self) else 1
+        """``oob_score_`` and ``oob_decision_function_`` / ``oob_prediction_`` from each tree's
+        out-of-bag value rows, shaped as scikit-learn shapes them."""
+        classifier = is_classifier(self)
+        width = int(np.sum(self.n_classes_)) if classifier else targets.n_outputs
         total = np.zeros((targets.n_samples, width))
         count = np.zeros(targets.n_samples)
         for rows, values in oob:
@@ -377,17 +476,39 @@ class BaseForest(TreeModel):
             )
             count[count == 0] = 1
         prediction = total / count[:, None]
-        if is_classifier(self):
+        if classifier:
             assert targets.codes is not None
-            self.oob_decision_function_ = prediction
-            y_true = self.classes_[targets.codes]
-            y_pred = self.classes_[np.argmax(prediction, axis=1)]
-            default = float(accuracy_score(y_true, y_pred))
+            default, y_true, y_pred = self._set_oob_classes(prediction, targets.codes)
         else:
-            self.oob_prediction_ = prediction[:, 0]
+            assert targets.values is not None
+            self.oob_prediction_ = prediction[:, 0] if targets.n_outputs == 1 else prediction
             y_true, y_pred = targets.values, self.oob_prediction_
             default = float(r2_score(y_true, y_pred))
         self.oob_score_ = float(self.oob_score(y_true, y_pred)) if callable(self.oob_score) else default
+
+    def _set_oob_classes(self, prediction: np.ndarray, codes: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        """Set ``oob_decision_function_``; return the default score (accuracy), the labels and the predicted labels.
+
+        Several outputs: the decision function is of shape (n_samples, n_classes,
+        n_outputs), as scikit-learn's, each output's classes from index 0 (padded with
+        zeros where an output has fewer classes than the most of any); the default
+        score is the fraction of samples with every output right (what scikit-learn's
+        ``accuracy_score`` gives for multilabel targets).
+        """
+        if self.n_outputs_ == 1:
+            self.oob_decision_function_ = prediction
+            y_true = self.classes_[codes]
+            y_pred = self.classes_[np.argmax(prediction, axis=1)]
+            return float(accuracy_score(y_true, y_pred)), y_true, y_pred
+        per_output = _split_outputs(prediction, self.n_classes_)
+        decision = np.zeros((prediction.shape[0], max(self.n_classes_), self.n_outputs_))
+        for k, block in enumerate(per_output):
+            decision[:, : block.shape[1], k] = block
+        self.oob_decision_function_ = decision
+        predicted = [np.argmax(block, axis=1) for block in per_output]
+        right = np.all(np.column_stack(predicted) == codes, axis=1)
+        y_true = _labels(self.classes_, [codes[:, k] for k in range(self.n_outputs_)])
+        return float(np.mean(right)), y_true, _labels(self.classes_, predicted)
 
     @property
     def _trees(self) -> list[Tree]:
@@ -444,6 +565,11 @@ class BaseForest(TreeModel):
 
     def __iter__(self) -> Any:
         return iter(self.estimators_)
+
+
+def _describe(classes: list[np.ndarray]) -> list[Any]:
+    """Labels for a message: one output's as a list, several outputs' as a list of lists."""
+    return classes[0].tolist() if len(classes) == 1 else [c.tolist() for c in classes]
 
 
 # --------------------------------------------------------------------------- prediction

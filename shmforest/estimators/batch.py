@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import is_classifier, is_regressor
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_sample_weight, validate_data
+from sklearn.utils.validation import _check_sample_weight, column_or_1d, validate_data
 
 from shmforest.budget import ProcessBudget
 from shmforest.cores import usable_cores
@@ -106,14 +106,19 @@ def _executor_by_name(name: str, max_workers: int | None) -> cf.Executor:
 
 @dataclass
 class Targets:
-    """``y`` checked once for every model of a batch."""
+    """``y`` checked once for every model of a batch.
+
+    One output: ``y``, ``codes`` and ``values`` of shape (n_samples,); several:
+    (n_samples, n_outputs), C order.
+    """
 
     n_samples: int
     n_features: int
-    classes: np.ndarray | None = None  # classification: the sorted labels
-    codes: np.ndarray | None = None  # classification: class index per sample, int32
+    n_outputs: int = 1
+    classes: list[np.ndarray] | None = None  # classification: each output's sorted labels
+    codes: np.ndarray | None = None  # classification: each sample's class index per output, int32
     values: np.ndarray | None = None  # regression: float64 targets
-    y: Any = None  # as given, for scoring callables
+    y: Any = None  # as checked, for class weights and scoring callables
     sample_weight: np.ndarray | None = None  # checked, for what weighs classes by it
     X: np.ndarray | None = None  # checked, for what models keep about the training rows (quantile forests)
 
@@ -177,7 +182,7 @@ def fit_models(
         if sample_weight is None
         else _check_sample_weight(sample_weight, Xa, dtype=np.float64, ensure_non_negative=True)
     )
-    targets = Targets(n_samples, n_features, y=y, sample_weight=w, X=Xa)
+    targets = Targets(n_samples, n_features, 1 if y.ndim == 1 else y.shape[1], y=y, sample_weight=w, X=Xa)
     if any(is_classifier(m) for m in models):
         check_classification_targets(y)
         targets.classes, targets.codes = encode_classes(y)
@@ -213,27 +218,32 @@ def fit_models(
 
 
 def _check_data(models: Sequence[Any], X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
-    """``X`` as C-order float64 and ``y`` as a 1-D array, checked once by scikit-learn.
+    """``X`` as C-order float64 and ``y`` as a 1-D array (one output) or a 2-D one
+    (several), checked once by scikit-learn.
 
     NaN passes (a missing value, learned per split); infinity is refused by
-    :func:`~shmforest.tree.binning.check_no_infinity`, which names the column.
+    :func:`~shmforest.tree.binning.check_no_infinity`, which names the column. A
+    column vector ``y`` is one output, as in scikit-learn: forests warn
+    (``DataConversionWarning``), trees take it silently.
 
     The first model's check converts; every model records ``n_features_in_`` and
     ``feature_names_in_`` from the data as given.
     """
     first = models[0]
-    # Arrays and frames tell their shape; anything else (lists) is looked at once.
-    shape = getattr(y, "shape", None)
-    if shape is None:
-        shape = np.asarray(y).shape if y is not None else ()
-    if len(shape) == 2 and shape[1] > 1:
-        raise ValueError(
-            f"y has shape {shape}: multi-output y is not supported yet; it takes one target per "
-            "sample, shape (n_samples,) or (n_samples, 1) (fit one model per output meanwhile)"
-        )
     Xa, y = validate_data(
-        first, X, y, dtype=np.float64, order="C", y_numeric=is_regressor(first), ensure_all_finite=False
+        first,
+        X,
+        y,
+        dtype=np.float64,
+        order="C",
+        multi_output=True,
+        y_numeric=is_regressor(first),
+        ensure_all_finite=False,
     )
+    if not isinstance(y, np.ndarray):  # a sparse matrix, which multi_output lets through
+        raise ValueError("sparse multilabel-indicator for y is not supported.")
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = column_or_1d(y, warn=any(getattr(m, "_warns_column_vector_y", False) for m in models))
     for model in models[1:]:
         validate_data(model, X, skip_check_array=True)
     return Xa, y

@@ -4,14 +4,18 @@ scikit-learn expands ``class_weight`` into a weight per sample
 (:func:`sklearn.utils.class_weight.compute_sample_weight`); every sample of a class
 gets the same one, so what travels to a tree task is the short vector of class
 weights, and the task multiplies each sample's weight by its class's entry
-(:func:`shmforest.tree.tasks.fit_tree`). ``"balanced_subsample"`` cannot be known
-before the bootstrap sample is drawn: the task computes it from its own counts
-(:func:`shmforest.tree.tasks.balanced_class_weights`).
+(:func:`shmforest.tree.tasks.fit_tree`). With several outputs the vector holds
+each output's classes one after the other (output ``k``'s from the sum of the
+earlier outputs' class counts), and a sample weighs the product of its classes'
+entries, one per output, as ``compute_sample_weight`` multiplies them.
+``"balanced_subsample"`` cannot be known before the bootstrap sample is drawn:
+the task computes it from its own counts (:func:`shmforest.tree.tasks.balanced_class_weights`).
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -31,7 +35,7 @@ def resolve_class_weight(
     class_weight: Any,
     y: np.ndarray,
     codes: np.ndarray,
-    classes: np.ndarray,
+    classes: Sequence[np.ndarray],
     *,
     forest: bool = False,
     bootstrap: bool = False,
@@ -43,13 +47,14 @@ def resolve_class_weight(
     Parameters
     ----------
     class_weight : dict, list, "balanced", "balanced_subsample" or None
-        As the estimator was given it (already checked against its constraints).
-    y : ndarray
+        As the estimator was given it (already checked against its constraints); with
+        several outputs, a list of one dict per output or a preset.
+    y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
         The labels as given to ``fit``: a dict's keys are labels of ``y``.
-    codes : ndarray of int
-        Each sample's class index (into ``classes``).
-    classes : ndarray
-        The sorted labels.
+    codes : ndarray of int, of ``y``'s shape
+        Each sample's class index (into its output's ``classes``).
+    classes : sequence of ndarray
+        Each output's sorted labels.
     forest : bool
         A forest's "balanced" counts classes by ``sample_weight``, a tree's by samples, as in scikit-learn.
     bootstrap, warm_start : bool
@@ -59,7 +64,7 @@ def resolve_class_weight(
 
     Returns
     -------
-    per_class : ndarray of float64, shape (n_classes,), or None
+    per_class : ndarray of float64, shape (sum of the outputs' class counts,), or None
         ``None`` when nothing is weighted here.
     balanced_subsample : bool
         Each tree weighs classes by its own bootstrap sample (only with ``bootstrap``).
@@ -81,10 +86,31 @@ def resolve_class_weight(
         if bootstrap:
             return None, True
         class_weight = "balanced"  # without bootstrap the subsample is the whole sample, as in scikit-learn
+    if len(classes) > 1:
+        return _per_output(class_weight, y, classes, forest, sample_weight), False
     if forest and class_weight == "balanced":
-        return compute_class_weight("balanced", classes=classes, y=y, sample_weight=sample_weight), False
+        return compute_class_weight("balanced", classes=classes[0], y=y, sample_weight=sample_weight), False
     # scikit-learn's own expansion, for its semantics and its error messages (unknown labels).
     per_sample = compute_sample_weight(class_weight, y)
-    per_class = np.ones(len(classes))
+    per_class = np.ones(len(classes[0]))
     per_class[codes] = per_sample
     return per_class, False
+
+
+def _per_output(
+    class_weight: Any, y: np.ndarray, classes: Sequence[np.ndarray], forest: bool, sample_weight: np.ndarray | None
+) -> np.ndarray:
+    """Each output's class weights, one output after the other, as scikit-learn computes them for ``y``'s columns."""
+    if class_weight != "balanced":
+        # scikit-learn's own expansion, for its checks and messages: a dict where a list
+        # of dicts is due, a list of the wrong length, an output's unknown labels.
+        compute_sample_weight(class_weight, y)
+    per_output = []
+    for k, classes_k in enumerate(classes):
+        if class_weight == "balanced":
+            # A forest counts by sample_weight, a tree by samples, as for one output.
+            weight_k = sample_weight if forest else None
+            per_output.append(compute_class_weight("balanced", classes=classes_k, y=y[:, k], sample_weight=weight_k))
+        else:
+            per_output.append(compute_class_weight(class_weight[k], classes=classes_k, y=y[:, k]))
+    return np.concatenate(per_output).astype(np.float64)

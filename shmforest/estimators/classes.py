@@ -20,10 +20,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import ArrayLike
-from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.utils._param_validation import StrOptions
 
-from shmforest.estimators.base import BaseDecisionTree, BaseForest, ClassifierBase
+from shmforest.estimators.base import BaseDecisionTree, BaseForest, ClassifierBase, RegressorBase
 from shmforest.estimators.batch import DEFAULT_EXECUTOR
 from shmforest.estimators.class_weight import FOREST_CLASS_WEIGHT, TREE_CLASS_WEIGHT
 
@@ -41,7 +40,7 @@ _REGRESSION_CRITERIA = {"criterion": [StrOptions({"squared_error", "friedman_mse
 _SPLITTER = {"splitter": [StrOptions({"best", "random"})]}
 
 
-class DecisionTreeClassifier(ClassifierMixin, ClassifierBase, BaseDecisionTree):
+class DecisionTreeClassifier(ClassifierBase, BaseDecisionTree):
     """A decision tree classifier, built branch-parallel on an executor.
 
     Parameters
@@ -69,16 +68,18 @@ class DecisionTreeClassifier(ClassifierMixin, ClassifierBase, BaseDecisionTree):
         Most leaves the tree may have.
     min_impurity_decrease : float, default 0.0
         A split must decrease the weighted impurity at least this much.
-    class_weight : dict, "balanced" or None, default None
+    class_weight : dict, list of dict, "balanced" or None, default None
         Weight of each class, multiplying the sample weights: ``{label: weight}``, or
         "balanced" (``n_samples / (n_classes * np.bincount(y))``), as in scikit-learn.
+        With several outputs, one dict per output (or "balanced", per output); a
+        sample weighs the product of its classes' weights over the outputs.
     ccp_alpha : float, default 0.0
         Minimal cost-complexity pruning after growth: the largest subtree whose weakest
         link costs more than ``ccp_alpha`` is kept (scikit-learn's algorithm; 0 prunes nothing).
     monotonic_cst : array-like of int of shape (n_features,) or None, default None
         Per feature, 1 (predictions increase with it), -1 (decrease) or 0 (no constraint),
         as in scikit-learn: for regression and binary classification (the probability of
-        ``classes_[1]``), not multi-class. Each split on a constrained feature keeps its
+        ``classes_[1]``), not multi-class nor several outputs. Each split on a constrained feature keeps its
         children's values in order and within bounds passed down the tree, and every
         node's value is clipped to its bounds.
     max_bins : int, default 256
@@ -91,9 +92,20 @@ class DecisionTreeClassifier(ClassifierMixin, ClassifierBase, BaseDecisionTree):
     Attributes
     ----------
     tree_ : shmforest.tree.Tree
-        The fitted tree as flat node arrays (scikit-learn's ``tree_`` layout).
-    classes_, n_classes_, n_features_in_, n_outputs_, max_features_, feature_importances_
+        The fitted tree as flat node arrays (scikit-learn's ``tree_`` layout). With
+        several outputs, each node's ``value`` row holds each output's class fractions,
+        one output after the other.
+    classes_ : ndarray, or list of ndarray (one per output)
+        The labels, sorted, as ``predict_proba``'s columns follow them.
+    n_classes_ : int, or ndarray of int (one per output)
+    n_outputs_ : int
+        Columns of ``y`` (1 for a 1-D ``y`` or a column vector).
+    n_features_in_, max_features_, feature_importances_
         As in scikit-learn; ``feature_names_in_`` too when ``X`` had string column names.
+
+    With several outputs, ``predict`` returns an array of shape (n_samples, n_outputs)
+    and ``predict_proba`` / ``predict_log_proba`` a list of one array per output, as
+    scikit-learn's do.
 
     Notes
     -----
@@ -145,12 +157,8 @@ class DecisionTreeClassifier(ClassifierMixin, ClassifierBase, BaseDecisionTree):
         self.executor = executor
         self.n_jobs = n_jobs
 
-    def predict_proba(self, X: ArrayLike) -> np.ndarray:
-        """Class probabilities of each sample: the class fractions of its leaf."""
-        return self._value(X)
 
-
-class DecisionTreeRegressor(RegressorMixin, BaseDecisionTree):
+class DecisionTreeRegressor(RegressorBase, BaseDecisionTree):
     """A decision tree regressor, built branch-parallel on an executor.
 
     Parameters are those of :class:`DecisionTreeClassifier`, except ``criterion``
@@ -164,6 +172,12 @@ class DecisionTreeRegressor(RegressorMixin, BaseDecisionTree):
         equivalent); "poisson" where the half Poisson deviance decreases most, for
         non-negative targets (counts, rates) of a positive sum; leaves predict the mean in
         each case. "absolute_error" is not supported.
+
+    Notes
+    -----
+    A 2-D ``y`` is several outputs grown into one tree, as in scikit-learn: each split
+    is scored over all of them, each leaf holds every output's mean, and ``predict``
+    returns shape (n_samples, n_outputs) (``n_outputs_``).
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
@@ -207,12 +221,8 @@ class DecisionTreeRegressor(RegressorMixin, BaseDecisionTree):
         self.executor = executor
         self.n_jobs = n_jobs
 
-    def predict(self, X: ArrayLike) -> np.ndarray:
-        """The mean target of the leaf each sample ends in."""
-        return self._value(X)[:, 0]
 
-
-class RandomForestClassifier(ClassifierMixin, ClassifierBase, BaseForest):
+class RandomForestClassifier(ClassifierBase, BaseForest):
     """A random forest classifier: trees on bootstrap samples, built in parallel on an executor.
 
     Parameters
@@ -239,9 +249,11 @@ class RandomForestClassifier(ClassifierMixin, ClassifierBase, BaseForest):
         Draw a progress bar (trees done, elapsed) on stderr.
     warm_start : bool, default False
         Keep the fitted trees and add ``n_estimators - len(estimators_)`` more.
-    class_weight : dict, "balanced", "balanced_subsample" or None, default None
+    class_weight : dict, list of dict, "balanced", "balanced_subsample" or None, default None
         Weight of each class, as in :class:`DecisionTreeClassifier`; "balanced_subsample"
-        balances each tree's bootstrap sample (computed from its counts in the tree's task).
+        balances each tree's bootstrap sample (computed from its counts in the tree's task,
+        per output). With ``bootstrap``, the weights shape each tree's draws instead (as in
+        scikit-learn 1.9).
     max_samples : int, float or None, default None
         Draws per bootstrap sample (a float is a fraction of the samples).
     max_bins : int, default 256
@@ -253,12 +265,20 @@ class RandomForestClassifier(ClassifierMixin, ClassifierBase, BaseForest):
     ----------
     estimators_ : list of DecisionTreeClassifier
         The fitted trees; each one's ``random_state`` is the seed it was grown from.
-    classes_, n_classes_, n_features_in_, n_outputs_, feature_importances_
-        As in scikit-learn; ``feature_names_in_`` too when ``X`` had string column names.
+    classes_ : ndarray, or list of ndarray (one per output)
+    n_classes_ : int, or list of int (one per output)
+    n_outputs_, n_features_in_, feature_importances_
+        As in :class:`DecisionTreeClassifier` (``n_classes_`` a list, as in scikit-learn's
+        forests); ``feature_names_in_`` too when ``X`` had string column names.
     oob_score_, oob_decision_function_ : only with ``oob_score``
         Each tree's out-of-bag predictions are made in the task that grew it (``X``
         is then placed in shared memory beside its codes); a sample no tree left
-        out gets zeros and a warning, as in scikit-learn.
+        out gets zeros and a warning, as in scikit-learn. ``oob_decision_function_``
+        has shape (n_samples, n_classes), or (n_samples, n_classes, n_outputs) for
+        several outputs (each output's classes from index 0, zeros past its count);
+        the default ``oob_score_`` is then the fraction of samples with every output
+        right (scikit-learn's accuracy of binary outputs, whose other multi-class
+        outputs it refuses).
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
@@ -315,18 +335,16 @@ class RandomForestClassifier(ClassifierMixin, ClassifierBase, BaseForest):
         self.max_bins = max_bins
         self.executor = executor
 
-    def predict_proba(self, X: ArrayLike) -> np.ndarray:
-        """Class probabilities: the mean over trees of the class fractions of each sample's leaf."""
-        return self._value(X)
 
-
-class RandomForestRegressor(RegressorMixin, BaseForest):
+class RandomForestRegressor(RegressorBase, BaseForest):
     """A random forest regressor, built in parallel on an executor.
 
     Parameters are those of :class:`RandomForestClassifier`, except ``criterion``
     (as in :class:`DecisionTreeRegressor`), ``max_features`` (default 1.0: every
     feature) and ``class_weight`` (classifiers only). With
-    ``oob_score`` it sets ``oob_score_`` (R² by default) and ``oob_prediction_``.
+    ``oob_score`` it sets ``oob_score_`` (R² by default, averaged over the outputs) and
+    ``oob_prediction_`` of shape (n_samples,), or (n_samples, n_outputs) for several
+    outputs; ``predict`` returns that shape too.
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
@@ -380,10 +398,6 @@ class RandomForestRegressor(RegressorMixin, BaseForest):
         self.max_bins = max_bins
         self.executor = executor
 
-    def predict(self, X: ArrayLike) -> np.ndarray:
-        """The mean over trees of each sample's leaf mean."""
-        return self._value(X)[:, 0]
-
 
 def _with_defaults(init: Callable[..., None], **defaults: Any) -> Callable[..., None]:
     """``init`` with other keyword defaults: scikit-learn reads an estimator's parameters
@@ -396,7 +410,7 @@ def _with_defaults(init: Callable[..., None], **defaults: Any) -> Callable[..., 
     return copy
 
 
-class ExtraTreesClassifier(ClassifierMixin, ClassifierBase, BaseForest):
+class ExtraTreesClassifier(ClassifierBase, BaseForest):
     """An extremely randomized trees classifier (extra trees), built in parallel on an executor.
 
     Each tree scores one random cut per candidate feature, drawn between the node's
@@ -410,10 +424,9 @@ class ExtraTreesClassifier(ClassifierMixin, ClassifierBase, BaseForest):
     _tree_class = DecisionTreeClassifier
     _tree_splitter = "random"
     __init__ = _with_defaults(RandomForestClassifier.__init__, bootstrap=False)
-    predict_proba = RandomForestClassifier.predict_proba
 
 
-class ExtraTreesRegressor(RegressorMixin, BaseForest):
+class ExtraTreesRegressor(RegressorBase, BaseForest):
     """An extremely randomized trees regressor (extra trees), built in parallel on an executor.
 
     Parameters are those of :class:`RandomForestRegressor`, except ``bootstrap``, which
@@ -424,4 +437,3 @@ class ExtraTreesRegressor(RegressorMixin, BaseForest):
     _tree_class = DecisionTreeRegressor
     _tree_splitter = "random"
     __init__ = _with_defaults(RandomForestRegressor.__init__, bootstrap=False)
-    predict = RandomForestRegressor.predict

@@ -17,6 +17,7 @@ within one float32 step of a threshold.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -47,8 +48,14 @@ def float32_thresholds(threshold: np.ndarray, is_leaf: np.ndarray) -> np.ndarray
     return np.where(is_leaf | np.isposinf(threshold), threshold, down.astype(np.float64))
 
 
-def sklearn_tree(tree: Tree, n_classes: int | None) -> SkTree:
-    """``tree`` as a ``sklearn.tree._tree.Tree`` (``n_classes`` ``None`` for regression)."""
+def sklearn_tree(tree: Tree, n_classes: int | Sequence[int] | None) -> SkTree:
+    """``tree`` as a ``sklearn.tree._tree.Tree``.
+
+    ``n_classes``: ``None`` for regression (one output per value column), the
+    number of classes for one output, or each output's for several (their class
+    fractions sit one output after the other in ``tree.value``; scikit-learn's
+    values pad each output to the most classes of any with zeros).
+    """
     n = tree.node_count
     is_leaf = tree.children_left == TREE_LEAF
     nodes = np.zeros(n, dtype=NODE_DTYPE)
@@ -60,14 +67,24 @@ def sklearn_tree(tree: Tree, n_classes: int | None) -> SkTree:
     nodes["n_node_samples"] = tree.n_node_samples
     nodes["weighted_n_node_samples"] = tree.weighted_n_node_samples
     nodes["missing_go_to_left"] = tree.missing_go_to_left
-    width = 1 if n_classes is None else n_classes
-    out = SkTree(tree.n_features, np.array([width], dtype=np.intp), 1)
+    if n_classes is None:
+        counts = np.ones(tree.value.shape[1], dtype=np.intp)  # scikit-learn's regression trees: one "class"
+    else:
+        counts = np.atleast_1d(np.asarray(n_classes, dtype=np.intp))
+    n_outputs = len(counts)
+    if n_outputs == 1 or n_classes is None:
+        values = tree.value.reshape(n, n_outputs, int(counts.max()))
+    else:
+        values = np.zeros((n, n_outputs, int(counts.max())))
+        for k, (start, count) in enumerate(zip(np.cumsum(counts) - counts, counts)):
+            values[:, k, :count] = tree.value[:, start : start + count]
+    out = SkTree(tree.n_features, counts, n_outputs)
     out.__setstate__(
         {
             "max_depth": tree.max_depth,
             "node_count": n,
             "nodes": nodes,
-            "values": np.ascontiguousarray(tree.value.reshape(n, 1, width)),
+            "values": np.ascontiguousarray(values),
         }
     )
     return out

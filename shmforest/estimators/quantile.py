@@ -56,7 +56,8 @@ class RandomForestQuantileRegressor(RandomForestRegressor):
     read off the weighted distribution with linear interpolation between the
     midpoints of the samples' weights (:mod:`shmforest.tree.leaf_samples`).
     ``monotonic_cst`` constrains the trees, so the ``"mean"`` prediction; quantiles read
-    off the leaves' samples need not follow it.
+    off the leaves' samples need not follow it. ``y`` is one output: a 2-D ``y`` of
+    several columns is refused (fit one forest per output).
 
     Examples
     --------
@@ -118,6 +119,14 @@ class RandomForestQuantileRegressor(RandomForestRegressor):
         )
         self.default_quantiles = default_quantiles
 
+    def _plan(self, targets: Targets) -> TreePlan:
+        if targets.n_outputs > 1:
+            raise ValueError(
+                f"{type(self).__name__} takes one target per sample, y of shape (n_samples,); got y of "
+                f"shape {targets.y.shape} ({targets.n_outputs} outputs). Fit one forest per output."
+            )
+        return super()._plan(targets)
+
     def _assemble(self, plan: TreePlan, results: TreeResults, targets: Targets) -> None:
         super()._assemble(plan, results, targets)
         assert targets.X is not None and targets.values is not None
@@ -152,6 +161,11 @@ class RandomForestQuantileRegressor(RandomForestRegressor):
         leaves = self._predictor().apply(Xa, predict_threads(self.n_jobs))
         out = self.leaf_samples_.quantiles(leaves, self.y_train_, q)
         return out[:, 0] if out.shape[1] == 1 else out
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = False  # quantiles of one target
+        return tags
 
 
 def _check_quantiles(quantiles: Any) -> np.ndarray:

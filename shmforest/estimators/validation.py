@@ -131,7 +131,9 @@ def resolve_max_samples(value: int | float | None, n_samples: int, bootstrap: bo
     return max(1, round(float(value) * n_samples))
 
 
-def resolve_monotonic_cst(value: Any, n_features: int, n_classes: int) -> tuple[int, ...] | None:
+def resolve_monotonic_cst(
+    value: Any, n_features: int, n_classes: int | tuple[int, ...], n_outputs: int = 1
+) -> tuple[int, ...] | None:
     """``monotonic_cst`` as a tuple of -1/0/1 per feature, checked as scikit-learn checks it.
 
     ``n_classes``: 0 for regression. Constraints apply to regression and binary
@@ -139,6 +141,8 @@ def resolve_monotonic_cst(value: Any, n_features: int, n_classes: int) -> tuple[
     """
     if value is None:
         return None
+    if n_outputs > 1:
+        raise ValueError("Monotonicity constraints are not supported with multiple outputs.")
     cst = np.asarray(value)
     if cst.ndim != 1 or cst.shape[0] != n_features:
         raise ValueError(
@@ -147,7 +151,7 @@ def resolve_monotonic_cst(value: Any, n_features: int, n_classes: int) -> tuple[
         )
     if not np.all(np.isin(cst, (-1, 0, 1))):
         raise ValueError(f"monotonic_cst must be None or an array-like of -1, 0 or 1, but got {np.unique(cst)}")
-    if n_classes > 2:
+    if not isinstance(n_classes, tuple) and n_classes > 2:
         raise ValueError("Monotonicity constraints are not supported with multiclass classification")
     return tuple(int(c) for c in cst)
 
@@ -161,7 +165,19 @@ def check_poisson_targets(y: np.ndarray, forest: bool) -> None:
         raise ValueError(f"Sum of y is not {positive} which is necessary for Poisson regression.")
 
 
-def encode_classes(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The sorted labels of ``y`` and each sample's class index as int32."""
-    classes, encoded = np.unique(y, return_inverse=True)
-    return classes, encoded.reshape(-1).astype(np.int32)
+def encode_classes(y: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """The sorted labels of each output of ``y`` and each sample's class index, as int32.
+
+    ``y`` of shape (n_samples,): one output, codes of shape (n_samples,); of shape
+    (n_samples, n_outputs): codes of that shape in C order, column ``k`` holding
+    indices into output ``k``'s labels.
+    """
+    if y.ndim == 1:
+        classes, encoded = np.unique(y, return_inverse=True)
+        return [classes], encoded.reshape(-1).astype(np.int32)
+    codes = np.empty(y.shape, dtype=np.int32)
+    per_output = []
+    for k in range(y.shape[1]):
+        classes, codes[:, k] = np.unique(y[:, k], return_inverse=True)
+        per_output.append(classes)
+    return per_output, codes

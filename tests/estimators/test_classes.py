@@ -4,6 +4,7 @@ attributes, prediction, labels, weights and importances."""
 from __future__ import annotations
 
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -189,22 +190,30 @@ def test_a_single_class_fits_and_predicts_it():
     np.testing.assert_array_equal(model.predict_proba(X), np.ones((10, 1)))
 
 
-def test_column_vector_y_is_accepted(data):
+@pytest.mark.parametrize("cls", [DecisionTreeClassifier, RandomForestClassifier])
+def test_column_vector_y_is_accepted(data, cls):
     X, y, _ = data
     from sklearn.exceptions import DataConversionWarning
 
-    a = small(DecisionTreeClassifier).fit(X, y)
-    with pytest.warns(DataConversionWarning, match="column-vector y"):
-        b = small(DecisionTreeClassifier).fit(X, y.reshape(-1, 1))
+    a = small(cls).fit(X, y)
+    if cls is DecisionTreeClassifier:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", DataConversionWarning)  # scikit-learn's trees take it silently
+            b = small(cls).fit(X, y.reshape(-1, 1))
+    else:
+        with pytest.warns(DataConversionWarning, match="column-vector y"):
+            b = small(cls).fit(X, y.reshape(-1, 1))
     assert_same_trees(a, b)
+    assert b.n_outputs_ == 1 and b.predict(X).shape == (len(y),)
 
 
 @pytest.mark.parametrize("cls", ESTIMATORS)
-def test_multi_output_y_is_refused_saying_so(cls, data):
+def test_two_column_y_is_two_outputs(cls, data):
     X, y, target = data
-    Y = np.column_stack([target_for(cls, data)] * 2)
-    with pytest.raises(ValueError, match=r"y has shape \(240, 2\): multi-output y is not supported"):
-        small(cls).fit(X, Y)
+    Y = np.column_stack([target_for(cls, data), target_for(cls, data)[::-1]])
+    model = small(cls).fit(X, Y)
+    assert model.n_outputs_ == 2
+    assert model.predict(X).shape == (240, 2)
 
 
 @pytest.mark.parametrize("cls", TREES)

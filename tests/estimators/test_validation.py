@@ -138,7 +138,10 @@ DATA_CASES = {
     "string-X": (np.array([["a", "b"]] * 10), Y_OK, None, ValueError, ["could not convert string to float"]),
     "complex-X": (X_OK + 1j, Y_OK, None, ValueError, ["Complex data not supported"]),
     "y-too-short": (X_OK, Y_OK[:9], None, ValueError, ["inconsistent numbers of samples", "[10, 9]"]),
-    "y-two-columns": (X_OK, np.zeros((10, 2)), None, ValueError, ["multi-output y is not supported", "(10, 2)"]),
+    # A 2-D y is several outputs (tests/estimators/test_multi_output_y.py); what else it can be is refused.
+    "y-three-dims": (X_OK, np.zeros((10, 2, 2)), None, ValueError, ["Found array with dim 3"]),
+    "y-no-outputs": (X_OK, np.zeros((10, 0)), None, ValueError, ["0 feature(s)", "(10, 0)"]),
+    "y-nan-in-an-output": (X_OK, np.c_[Y_OK, np.r_[np.nan, np.ones(9)]], None, ValueError, ["Input y contains NaN"]),
     "y-none": (X_OK, None, None, ValueError, ["requires y to be passed", "None"]),
     "weight-negative": (
         X_OK,
