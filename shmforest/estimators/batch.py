@@ -7,8 +7,9 @@
     check X, y, sample_weight once
     each model: check params, draw per-tree seeds  (a model's plan)
     Binner: X -> uint8 codes, once  (from mid-sized X up: groups of features in threads here)
-    SharedDataset(Xb, thresholds, y[, w][, missing][, X]) -->   tree_tasks.fit_tree(dataset, params, seed, ...)
-      (one per target kind; pickles as handles)            bootstrap counts from the seed
+    SharedDataset(Xb, thresholds, y[, w][, missing][, bin_ranges][, X])
+      (one per target kind; pickles as handles)   -->  tree_tasks.fit_tree(dataset, params, seed, ...)
+                                                            bootstrap counts from the seed
                                                             TreeBuilder(params).build(...)
                                                             out-of-bag predictions, if asked
     results in submission order  <------------------     (Tree, oob) per task
@@ -194,13 +195,15 @@ def fit_models(
         raise ValueError(f"models fitted together must share max_bins (X is binned once); got max_bins values {bins}")
     pool, owned = resolve_executor(executor, n_jobs)
     try:
-        thresholds, Xb = _bin(Xa, w, bins[0] if bins else 256, pool)
+        thresholds, ranges, Xb = _bin(Xa, w, bins[0] if bins else 256, pool)
         with ExitStack() as placed:
             datasets: dict[bool, SharedDataset] = {}
             for regression in sorted({p.regression for p in plans}):
                 arrays: dict[str, np.ndarray] = {"Xb": Xb, "thresholds": thresholds}
                 if missing.any():
                     arrays["missing"] = missing  # the features binned with a NaN code
+                if any(p.params.splitter == "random" for p in plans):
+                    arrays["bin_ranges"] = ranges  # where extra trees draw their thresholds
                 y_of_kind = targets.values if regression else targets.codes
                 assert y_of_kind is not None  # checked for every model of that kind
                 arrays["y"] = y_of_kind
@@ -272,9 +275,12 @@ def _abandon(futures: list[cf.Future[Any]]) -> None:
     cf.wait(futures)
 
 
-def _bin(Xa: np.ndarray, w: np.ndarray | None, max_bins: int, pool: cf.Executor) -> tuple[np.ndarray, np.ndarray]:
-    """Thresholds and uint8 codes of every feature: by threads here, one per worker the
-    pool could run, or in one piece on small data or one worker.
+Bins = tuple[np.ndarray, np.ndarray, np.ndarray]  # thresholds, bin ranges, codes (Binner's)
+
+
+def _bin(Xa: np.ndarray, w: np.ndarray | None, max_bins: int, pool: cf.Executor) -> Bins:
+    """Thresholds, bin ranges and uint8 codes of every feature: by threads here, one per
+    worker the pool could run, or in one piece on small data or one worker.
 
     Nothing is placed: the threads read ``X`` where it is. Each feature's bins
     depend on that feature alone, so how features are grouped into threads
@@ -285,11 +291,11 @@ def _bin(Xa: np.ndarray, w: np.ndarray | None, max_bins: int, pool: cf.Executor)
     if workers < 2 or n_features < 2 or n_samples * n_features < THREADED_BINNING_CELLS:
         binner = Binner(max_bins=max_bins)
         codes = binner.fit_transform(Xa, w)
-        return binner.thresholds_, codes
+        return binner.thresholds_, binner.bin_ranges_, codes
     return _bin_in_threads(Xa, w, max_bins, workers)
 
 
-def _bin_in_threads(Xa: np.ndarray, w: np.ndarray | None, max_bins: int, workers: int) -> tuple[np.ndarray, np.ndarray]:
+def _bin_in_threads(Xa: np.ndarray, w: np.ndarray | None, max_bins: int, workers: int) -> Bins:
     """Groups of features binned by threads of this process, one per worker the pool could run.
 
     The pool runs nothing while the fit bins (its trees need the codes), so its
@@ -303,7 +309,7 @@ def _bin_in_threads(Xa: np.ndarray, w: np.ndarray | None, max_bins: int, workers
     threads = 1 if in_task() else min(workers, n_features, usable_cores()[0])
     groups = np.array_split(np.arange(n_features), threads)
 
-    def bin_group(columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def bin_group(columns: np.ndarray) -> Bins:
         return tree_tasks.bin_columns(Xa, w, int(columns[0]), int(columns[-1]) + 1, max_bins)
 
     if threads == 1:
@@ -316,14 +322,12 @@ def _bin_in_threads(Xa: np.ndarray, w: np.ndarray | None, max_bins: int, workers
     return _assemble_bins(groups, results, Xa.shape)
 
 
-def _assemble_bins(
-    groups: list[np.ndarray], results: list[tuple[np.ndarray, np.ndarray]], shape: tuple[int, int]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Thresholds and C-order codes of all features from each group's."""
+def _assemble_bins(groups: list[np.ndarray], results: list[Bins], shape: tuple[int, int]) -> Bins:
+    """Thresholds, bin ranges and C-order codes of all features from each group's."""
     codes = np.empty(shape, dtype=np.uint8)
-    for columns, (_, group_codes) in zip(groups, results):
+    for columns, (_, _, group_codes) in zip(groups, results):
         codes[:, columns] = group_codes
-    return np.vstack([thresholds for thresholds, _ in results]), codes
+    return np.vstack([r[0] for r in results]), np.concatenate([r[1] for r in results]), codes
 
 
 def _run(

@@ -47,6 +47,10 @@ class Binner:
         ``thresholds_[f, c]`` separates bin ``c`` from bin ``c + 1`` of feature
         ``f``: the midpoint between the largest value of bin ``c`` and the smallest
         of bin ``c + 1``. Rows are padded with ``+inf`` past ``n_bins_[f] - 1``.
+    bin_ranges_ : ndarray of shape (n_features, max_bins, 2), float64
+        The smallest and the largest value of each value bin (NaN past them): where
+        extra trees draw their thresholds, as scikit-learn draws them between a node's
+        values.
 
     Examples
     --------
@@ -61,6 +65,7 @@ class Binner:
     n_bins_: np.ndarray
     missing_: np.ndarray
     thresholds_: np.ndarray
+    bin_ranges_: np.ndarray
 
     def __init__(self, max_bins: int = MAX_BINS) -> None:
         self.max_bins = max_bins
@@ -106,6 +111,7 @@ class Binner:
             if np.all(w == w[0]) and w[0] > 0:
                 w = None  # uniform weights place the same cuts as none
         thresholds = np.full((n_features, self.max_bins - 1), np.inf)
+        ranges = np.full((n_features, self.max_bins, 2), np.nan)
         n_bins = np.empty(n_features, dtype=np.int32)
         missing = np.zeros(n_features, dtype=bool)
         columns = by_feature(X)  # each feature contiguous: sorts and takes run on cached data
@@ -125,8 +131,13 @@ class Binner:
                 xs = xs[:n_values]
                 ws = None if ws is None else ws[:n_values]
             value_bins = self.max_bins - int(missing[f])
-            cuts = _sorted_thresholds(xs, ws, value_bins) if xs.size and value_bins > 1 else np.empty(0)
+            if xs.size and value_bins > 1:
+                cuts, lows, highs = _sorted_thresholds(xs, ws, value_bins)
+            else:  # one value bin at most: no cut
+                cuts, lows, highs = np.empty(0), xs[:1], xs[-1:]
             thresholds[f, : cuts.size] = cuts
+            ranges[f, : lows.size, 0] = lows
+            ranges[f, : highs.size, 1] = highs
             n_bins[f] = cuts.size + 1 + missing[f]
             if by_column is not None:
                 if missing[f]:
@@ -134,6 +145,7 @@ class Binner:
                 else:
                     _count_below_in_range(cuts, column, xs[0], xs[-1], by_column[f])
         self.thresholds_ = thresholds
+        self.bin_ranges_ = ranges
         self.n_bins_ = n_bins
         self.missing_ = missing
         return None if by_column is None else np.ascontiguousarray(by_column.T)
@@ -352,8 +364,11 @@ def check_no_infinity(X: np.ndarray, name: str = "X") -> np.ndarray:
     return np.isnan(X).any(axis=0)
 
 
-def _sorted_thresholds(xs: np.ndarray, ws: np.ndarray | None, max_bins: int) -> np.ndarray:
-    """Cut points of one feature, sorted ascending in ``xs`` (weights ``ws`` in the same order).
+def _sorted_thresholds(
+    xs: np.ndarray, ws: np.ndarray | None, max_bins: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cut points of one feature, sorted ascending in ``xs`` (weights ``ws`` in the same order),
+    and each bin's smallest and largest value.
 
     Midpoints between chosen consecutive distinct values; samples of weight 0
     place no cuts.
@@ -384,4 +399,4 @@ def _sorted_thresholds(xs: np.ndarray, ws: np.ndarray | None, max_bins: int) -> 
         upper = upper[np.append(True, upper[1:] != upper[:-1])]
     lo, hi = xs[ends[upper]], xs[ends[upper + 1]]
     # 0.5*a + 0.5*b cannot overflow and, rounded to nearest, stays within [a, b].
-    return np.clip(0.5 * lo + 0.5 * hi, lo, hi)
+    return np.clip(0.5 * lo + 0.5 * hi, lo, hi), np.append(xs[0], hi), np.append(lo, xs[-1])

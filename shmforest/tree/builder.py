@@ -17,7 +17,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from shmforest.tree import kernels
-from shmforest.tree.growth import GrowthSetup, Inputs, OpenNode, grow_tree, missing_features, read_inputs
+from shmforest.tree.growth import (
+    GrowthSetup,
+    Inputs,
+    OpenNode,
+    bin_ranges,
+    grow_tree,
+    missing_features,
+    read_inputs,
+)
 from shmforest.tree.tree import Tree
 
 __all__ = ["CRITERIA", "TreeBuilder", "TreeParams", "check_criterion", "table_to_tree"]
@@ -179,8 +187,9 @@ class TreeBuilder:
             ``"Xb"`` (uint8 codes, :meth:`Binner.transform`), ``"thresholds"``
             (:attr:`Binner.thresholds_`), ``"y"`` (int class index, or float
             target; shape (n_samples, n_outputs) with several outputs, each
-            output's class index its own), optional ``"w"`` (float64 sample weights) and ``"missing"``
-            (:attr:`Binner.missing_`, where X held NaN). Any mapping of
+            output's class index its own), optional ``"w"`` (float64 sample weights), ``"missing"``
+            (:attr:`Binner.missing_`, where X held NaN) and ``"bin_ranges"`` (:attr:`Binner.bin_ranges_`,
+            where extra trees draw their thresholds). Any mapping of
             arrays works; a SharedDataset is what lets subtree tasks run elsewhere.
         seed : int
             Every random draw derives from ``seed`` and the node's position.
@@ -206,7 +215,9 @@ class TreeBuilder:
         samples = np.flatnonzero(w > 0).astype(np.int64)
         if samples.size == 0:
             raise ValueError("no sample has a positive weight (sample_weight * sample_counts)")
-        inputs = Inputs.make(Xb, y, w, data["thresholds"], params.class_counts, missing_features(data))
+        inputs = Inputs.make(
+            Xb, y, w, data["thresholds"], params.class_counts, missing_features(data), bin_ranges(data)
+        )
         regression = params.regression
         stats = kernels.node_stats(
             samples, inputs.yc, inputs.yr, inputs.w, params.n_stats, regression, params.n_outputs

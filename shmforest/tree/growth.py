@@ -50,6 +50,7 @@ __all__ = [
     "GrowthSetup",
     "Inputs",
     "OpenNode",
+    "bin_ranges",
     "bins_per_feature",
     "free_workers",
     "grow_tree",
@@ -198,7 +199,7 @@ class Inputs:
     yc: np.ndarray  # int64 classes (empty for regression); several outputs: side by side, offset to each's classes
     yr: np.ndarray  # float64 targets (empty for classification); several outputs: side by side
     w: np.ndarray
-    thresholds: np.ndarray
+    edges: np.ndarray  # (n_features, 3, max_bins): the thresholds, each bin's smallest and largest value
     nbins: np.ndarray  # codes per feature, the NaN code included
     offs: np.ndarray
     nan_code: np.ndarray  # each feature's NaN code, -1 for a feature without NaN
@@ -212,11 +213,14 @@ class Inputs:
         thresholds: np.ndarray,
         class_counts: tuple[int, ...],
         missing: np.ndarray | None = None,
+        bin_ranges: np.ndarray | None = None,
     ) -> Inputs:
         """The kernels' arrays; ``missing``: which features have a NaN code (:func:`missing_features`).
 
         ``y``: (n,) or (n, n_outputs) targets, or class indices with ``class_counts``
         each output's number of classes (``TreeParams.class_counts``; () for regression).
+        ``bin_ranges``: :attr:`Binner.bin_ranges_`, where extra trees draw thresholds
+        (:func:`edges`).
         """
         n_features = Xb.shape[1]
         nbins = bins_per_feature(thresholds, n_features)
@@ -241,7 +245,7 @@ class Inputs:
             K.readonly(y if class_counts else empty, np.int64),
             K.readonly(empty if class_counts else y, np.float64),
             K.readonly(w, np.float64),
-            K.readonly(thresholds, np.float64),
+            K.readonly(edges(thresholds, bin_ranges), np.float64),
             K.readonly(nbins, np.int64),
             K.readonly(offs, np.int64),
             K.readonly(nan_code, np.int64),
@@ -249,7 +253,41 @@ class Inputs:
 
     @property
     def arrays(self) -> tuple[np.ndarray, ...]:
-        return (self.Xb, self.yc, self.yr, self.w, self.thresholds, self.nbins, self.offs, self.nan_code)
+        return (self.Xb, self.yc, self.yr, self.w, self.edges, self.nbins, self.offs, self.nan_code)
+
+
+def edges(thresholds: np.ndarray, bin_ranges: np.ndarray | None) -> np.ndarray:
+    """The kernels' ``edges``, (n_features, 3, max_bins): the thresholds (padded with +inf),
+    then each bin's smallest and largest value.
+
+    Without the Binner's ``bin_ranges``, a bin is taken to run from the threshold below
+    it to the one above (the first and last value bins reduced to their one threshold).
+    """
+    thresholds = np.asarray(thresholds, dtype=np.float64)
+    n_features = thresholds.shape[0]
+    out = np.full((n_features, 3, thresholds.shape[1] + 1), np.inf)
+    out[:, 0, :-1] = thresholds
+    if bin_ranges is not None:
+        ranges = np.asarray(bin_ranges, dtype=np.float64)
+        if ranges.shape != (n_features, thresholds.shape[1] + 1, 2):
+            raise ValueError(
+                f'data["bin_ranges"] must have shape ({n_features}, {thresholds.shape[1] + 1}, 2), got {ranges.shape}'
+            )
+        out[:, 1] = ranges[:, :, 0]
+        out[:, 2] = ranges[:, :, 1]
+        return out
+    out[:, 1, 1:] = thresholds
+    out[:, 1, 0] = thresholds[:, 0] if thresholds.shape[1] else 0.0
+    out[:, 2, :-1] = thresholds
+    last = bins_per_feature(thresholds, n_features) - 1
+    rows = np.arange(n_features)
+    out[rows, 2, last] = out[rows, 1, last]
+    return out
+
+
+def bin_ranges(data: Any) -> np.ndarray | None:
+    """Each bin's smallest and largest value (``data["bin_ranges"]``, :attr:`Binner.bin_ranges_`), or None."""
+    return data["bin_ranges"] if "bin_ranges" in data else None
 
 
 @dataclass
@@ -514,7 +552,9 @@ def _grow_task(data: Any, setup: GrowthSetup, payload: dict[str, np.ndarray]) ->
     samples = np.array(payload["samples"], dtype=np.int64)
     w = np.zeros(Xb.shape[0])
     w[samples] = payload["weights"]
-    inputs = Inputs.make(Xb, y, w, data["thresholds"], setup.params.class_counts, missing_features(data))
+    inputs = Inputs.make(
+        Xb, y, w, data["thresholds"], setup.params.class_counts, missing_features(data), bin_ranges(data)
+    )
     bounds = np.concatenate([[0], np.cumsum(payload["sizes"])])
     nodes = []
     for i in range(len(payload["sizes"])):

@@ -823,6 +823,33 @@ def _scan_checked(
 
 
 @njit(nogil=True, cache=True, inline="always")
+def _random_cut(edges, f, lo, hi, draw):
+    """Extra trees' cut of feature ``f`` in a node whose codes run from ``lo`` to ``hi > lo``:
+    (the last code left of it, the threshold drawn).
+
+    As scikit-learn's: a threshold drawn uniformly between the node's smallest and
+    largest values, here the smallest value of bin ``lo`` and the largest of bin ``hi``
+    (``edges[f, 1]``, ``edges[f, 2]``: exact where bins hold one value each); the bins
+    whose smallest value is at most the threshold go left.
+    """
+    vmin = edges[f, 1, lo]
+    vmax = edges[f, 2, hi]
+    t = vmin + (vmax - vmin) * (np.float64(draw >> np.uint64(11)) * 1.1102230246251565e-16)
+    if not t < vmax:
+        t = vmin
+    # The last bin in [lo, hi - 1] whose smallest value is at most t (bin lo's is).
+    first = lo
+    last = hi - 1
+    while first < last:
+        mid = (first + last + 1) >> 1
+        if edges[f, 1, mid] <= t:
+            first = mid
+        else:
+            last = mid - 1
+    return first, t
+
+
+@njit(nogil=True, cache=True, inline="always")
 def _add_row(left, s, yc, yr, w, regression, n_out):
     """Add sample ``s`` to the split-search sums ``left``: its class weights, or (w, wy_1..k)."""
     if regression:
@@ -858,13 +885,12 @@ def _random_cut_sums(Xb, idx, start, end, f, nan, cut, nan_left, lo, hi, yc, yr,
 @njit(nogil=True, cache=True, inline="always")
 def _scan_random(
     Xb, idx, start, end, f, nan, yc, yr, w, regression, total, msl, crit, left, state, extra, mwl, cst, lower, upper,
-    n_out,
+    n_out, edges,
 ):  # fmt: skip
-    """Extra trees' cut of feature ``f``: (score num, den, bin, next_bin, non-constant, NaN side).
+    """Extra trees' cut of feature ``f``: (score num, den, bin, next_bin, non-constant, NaN side, threshold).
 
-    The cut is drawn uniformly among the codes from the node's lowest to below its
-    highest (scikit-learn draws a threshold uniformly within the node's range, on
-    values; here on bins), and scored like any boundary. Two passes over the node's
+    The threshold is drawn within the node's range of values (:func:`_random_cut`),
+    and its cut scored like any boundary. Two passes over the node's
     samples: their range, then the left side's sums. The NaN code (``nan``, or -1)
     is outside the range; a node holding NaN sends them to a side drawn with the
     cut, as scikit-learn's random splitter does, or, when its values are all one
@@ -883,13 +909,14 @@ def _scan_random(
         if c > hi:
             hi = c
     if n_nan == end - start or (lo >= hi and n_nan == 0):
-        return -np.inf, 1.0, -1, -1, False, -1
+        return -np.inf, 1.0, -1, -1, False, -1, np.nan
     draw = _mix(state)
+    t = np.inf
     if lo >= hi:  # one value code, and NaN: split on missingness
         cut = np.int64(lo)
         nan_left = False
     else:
-        cut = lo + np.int64(((draw >> _S32) * np.uint64(hi - lo)) >> _S32)
+        cut, t = _random_cut(edges, f, lo, hi, draw)
         nan_left = n_nan > 0 and (draw & np.uint64(1)) == 1
     if n_out == 1:  # a constant 1 in the loop: the one-output loop is the plain one
         n_left, b, nb = _random_cut_sums(
@@ -905,12 +932,12 @@ def _scan_random(
         )
     else:
         _, score, den = _candidate(left, total, crit, n_left, end - start, msl, -np.inf, 1.0)
-    return score, den, b, nb, True, 1 if nan_left else (0 if n_nan else -1)
+    return score, den, b, nb, True, 1 if nan_left else (0 if n_nan else -1), t
 
 
 @no_refcount
 def _scan_histogram_random(
-    hist, f, offs, nbins, nan, m, total, msl, crit, left, state, extra, mwl, cst, lower, upper, n_out
+    hist, f, offs, nbins, nan, m, total, msl, crit, left, state, extra, mwl, cst, lower, upper, n_out, edges
 ):
     """:func:`_scan_random` on a node's histogram: the same draw, the left side summed over bins."""
     o = offs[f]
@@ -923,13 +950,15 @@ def _scan_histogram_random(
             hi = b
     n_nan = hist[o + nan, 0] if nan >= 0 else 0.0
     if lo < 0 or (lo >= hi and n_nan == 0.0):
-        return -np.inf, 1.0, -1, -1, False, -1
+        return -np.inf, 1.0, -1, -1, False, -1, np.nan
     draw = _mix(state)
+    t = np.inf
     if lo >= hi:  # one value code, and NaN: split on missingness
         cut = np.int64(lo)
         nan_left = False
     else:
-        cut = lo + np.int64(((draw >> _S32) * np.uint64(hi - lo)) >> _S32)
+        c, t = _random_cut(edges, f, np.int64(lo), np.int64(hi), draw)
+        cut = np.int64(c)
         nan_left = n_nan > 0.0 and (draw & np.uint64(1)) == 1
     left[:] = 0.0
     n_left = 0.0
@@ -956,7 +985,7 @@ def _scan_histogram_random(
         )
     else:
         _, score, den = _candidate(left, total, crit, n_left, m, msl, -np.inf, 1.0)
-    return score, den, last, nb, True, 1 if nan_left else (0 if n_nan > 0.0 else -1)
+    return score, den, last, nb, True, 1 if nan_left else (0 if n_nan > 0.0 else -1), t
 
 
 # --------------------------------------------------------------------------- one node
@@ -991,6 +1020,7 @@ def _find_split(
     yc,
     yr,
     w,
+    edges,
     nbins,
     offs,
     nan_code,
@@ -1014,7 +1044,8 @@ def _find_split(
     lo,
     hi,
 ):
-    """Best split of a node among its drawn features: (feature, bin, next_bin, NaN side), feature -1 if none.
+    """Best split of a node among its drawn features: (feature, bin, next_bin, NaN side, threshold drawn),
+    feature -1 if none; the threshold is extra trees' (NaN for the best splitter's).
 
     Features are drawn without replacement (Fisher-Yates on a splitmix64 stream
     seeded by the node's key) until ``max_features`` non-constant ones were
@@ -1053,6 +1084,8 @@ def _find_split(
     best_bin = -1
     best_next = -1
     best_side = -1
+    best_t = np.nan
+    t = np.nan
     while found < mtry and drawn < F:
         # Draw the next batch: as many features as non-constant ones are still wanted.
         want = min(mtry - found, F - drawn)
@@ -1060,9 +1093,9 @@ def _find_split(
             state = state + _GOLDEN
             # Lemire's multiply-shift: a draw in [0, F - j) without a division.
             r = j + np.int64(((_mix(state) >> _S32) * np.uint64(F - j)) >> _S32)
-            t = perm[j]
+            swap = perm[j]
             perm[j] = perm[r]
-            perm[r] = t
+            perm[r] = swap
             feats[j - drawn] = perm[j]
         batch_hist = False
         if not small and not random_split and not (use_sub and has_hist):
@@ -1075,7 +1108,7 @@ def _find_split(
                 cut_state = cut_state + _GOLDEN
                 cst = ip[mono + f] if mono > 0 else 0
                 if small or not (use_sub and has_hist):
-                    score, den, b, nb, nonconstant, side = _scan_random(
+                    score, den, b, nb, nonconstant, side, t = _scan_random(
                         Xb,
                         idx,
                         start,
@@ -1097,11 +1130,13 @@ def _find_split(
                         lo,
                         hi,
                         n_out,
+                        edges,
                     )
                 else:
-                    score, den, b, nb, nonconstant, side = _scan_histogram_random(
-                        hist, f, offs, nbins, nan, m, total, msl, crit, left, cut_state, extra, mwl, cst, lo, hi, n_out
-                    )
+                    score, den, b, nb, nonconstant, side, t = _scan_histogram_random(
+                        hist, f, offs, nbins, nan, m, total, msl, crit, left, cut_state, extra, mwl, cst, lo, hi,
+                        n_out, edges,
+                    )  # fmt: skip
             elif extra:
                 score, den, b, nb, nonconstant, side = _scan_checked(
                     Xb,
@@ -1163,8 +1198,9 @@ def _find_split(
                 best_bin = b
                 best_next = nb
                 best_side = side
+                best_t = t
         drawn += want
-    return best_f, best_bin, best_next, best_side
+    return best_f, best_bin, best_next, best_side, best_t
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -1275,7 +1311,7 @@ def _split_node(
     yc,
     yr,
     w,
-    thresholds,
+    edges,
     nbins,
     offs,
     nan_code,
@@ -1339,11 +1375,12 @@ def _split_node(
         or weight < 2.0 * fp[F_MIN_WEIGHT_LEAF]
     ):
         return -1
-    f, b, nb, side = _find_split(
+    f, b, nb, side, drawn = _find_split(
         Xb,
         yc,
         yr,
         w,
+        edges,
         nbins,
         offs,
         nan_code,
@@ -1382,11 +1419,17 @@ def _split_node(
     # Where the node held no NaN of the feature, NaN at predict goes to the child
     # with more samples (ties right), as scikit-learn sends it.
     ints[row, 4] = side if side >= 0 else mid - start > end - mid
-    # Midway between the node's two nearest codes' edges, as scikit-learn puts a
-    # threshold midway between sample values.
-    lo = thresholds[f, b]
-    hi = thresholds[f, nb - 1]
-    floats[row, 0] = min(max(0.5 * lo + 0.5 * hi, lo), hi)
+    if ip[P_RANDOM_SPLIT] != 0 and nb != nan_code[f]:
+        # Extra trees keep the threshold drawn, as scikit-learn's do, within the gap
+        # between the largest value of the left side's last bin and the smallest of
+        # the right side's first (where the draw may fall inside a bin of many values).
+        floats[row, 0] = min(max(drawn, edges[f, 2, b]), np.nextafter(edges[f, 1, nb], -np.inf))
+    else:
+        # Midway between the node's two nearest codes' edges, as scikit-learn puts a
+        # threshold midway between sample values.
+        lo = edges[f, 0, b]
+        hi = edges[f, 0, nb - 1]
+        floats[row, 0] = min(max(0.5 * lo + 0.5 * hi, lo), hi)
     mono = ip[P_MONOTONIC]
     if mono > 0:
         _children_bounds(ip[mono + f], lower, upper, lstats, rstats, regression, cbounds)
@@ -1525,7 +1568,7 @@ _TOP, _COUNT, _N_FREE, _N_SLOTS = range(4)
 
 
 @njit(nogil=True, cache=True)
-def grow(Xb, yc, yr, w, thresholds, nbins, offs, nan_code, ip, fp, idx, key, depth, stats, hist, bounds):
+def grow(Xb, yc, yr, w, edges, nbins, offs, nan_code, ip, fp, idx, key, depth, stats, hist, bounds):
     """Grow the subtree of the node whose samples are ``idx`` (ascending; permuted in place).
 
     ``hist`` is the node's histogram when it has one (a tree that subtracts
@@ -1577,7 +1620,7 @@ def grow(Xb, yc, yr, w, thresholds, nbins, offs, nan_code, ip, fp, idx, key, dep
     rstats = np.empty(n_stats)
     while True:
         need = _grow_loop(
-            Xb, yc, yr, w, thresholds, nbins, offs, nan_code, ip, fp, idx, tmp, use_sub, all_feats, scratch_hist,
+            Xb, yc, yr, w, edges, nbins, offs, nan_code, ip, fp, idx, tmp, use_sub, all_feats, scratch_hist,
             perm, feats, keys, lw, lc, left, ints, floats, st, s_key, s_stats, s_bounds, cbounds, hists, free,
             state, lstats, rstats,
         )  # fmt: skip
@@ -1601,7 +1644,7 @@ def grow(Xb, yc, yr, w, thresholds, nbins, offs, nan_code, ip, fp, idx, key, dep
 
 @no_refcount
 def _grow_loop(
-    Xb, yc, yr, w, thresholds, nbins, offs, nan_code, ip, fp, idx, tmp, use_sub, all_feats, scratch_hist,
+    Xb, yc, yr, w, edges, nbins, offs, nan_code, ip, fp, idx, tmp, use_sub, all_feats, scratch_hist,
     perm, feats, keys, lw, lc, left, ints, floats, st, s_key, s_stats, s_bounds, cbounds, hists, free,
     state, lstats, rstats,
 ):  # fmt: skip
@@ -1642,7 +1685,7 @@ def _grow_loop(
             yc,
             yr,
             w,
-            thresholds,
+            edges,
             nbins,
             offs,
             nan_code,
@@ -1726,7 +1769,7 @@ def _grow_loop(
 
 
 @njit(nogil=True, cache=True)
-def split_node(Xb, yc, yr, w, thresholds, nbins, offs, nan_code, ip, fp, idx, key, depth, stats, hist, bounds):
+def split_node(Xb, yc, yr, w, edges, nbins, offs, nan_code, ip, fp, idx, key, depth, stats, hist, bounds):
     """Record one node and split it: what the branch-parallel driver calls at the top of a tree.
 
     Returns ``(ints, floats, mid, left_stats, right_stats, left_hist, right_hist, children_bounds)``:
@@ -1759,7 +1802,7 @@ def split_node(Xb, yc, yr, w, thresholds, nbins, offs, nan_code, ip, fp, idx, ke
         yc,
         yr,
         w,
-        thresholds,
+        edges,
         nbins,
         offs,
         nan_code,
@@ -1813,7 +1856,7 @@ def split_node(Xb, yc, yr, w, thresholds, nbins, offs, nan_code, ip, fp, idx, ke
 
 
 @njit(nogil=True, cache=True)
-def grow_best_first(Xb, yc, yr, w, thresholds, nbins, offs, nan_code, ip, fp, idx, key, stats, max_leaves):
+def grow_best_first(Xb, yc, yr, w, edges, nbins, offs, nan_code, ip, fp, idx, key, stats, max_leaves):
     """Grow by largest impurity decrease until ``max_leaves`` leaves (scikit-learn's BestFirstTreeBuilder).
 
     Each node is evaluated (and its samples partitioned) when it is made; the open
@@ -1873,7 +1916,7 @@ def grow_best_first(Xb, yc, yr, w, thresholds, nbins, offs, nan_code, ip, fp, id
                 yc,
                 yr,
                 w,
-                thresholds,
+                edges,
                 nbins,
                 offs,
                 nan_code,

@@ -130,11 +130,11 @@ def _draws_and_multipliers(
 
 def bin_columns(
     X: np.ndarray, w: np.ndarray | None, start: int, stop: int, max_bins: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Thresholds and uint8 codes (C order) of the features ``start:stop`` of ``X``."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Thresholds, bin ranges and uint8 codes (C order) of the features ``start:stop`` of ``X`` (:class:`Binner`)."""
     binner = Binner(max_bins=max_bins)
     codes = binner.fit_transform(X[:, start:stop], w)
-    return binner.thresholds_, codes
+    return binner.thresholds_, binner.bin_ranges_, codes
 
 
 def fit_tree(

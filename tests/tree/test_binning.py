@@ -247,3 +247,20 @@ def test_a_bucket_holding_one_cut_and_one_holding_several_are_both_counted_exact
         got = np.empty(values.size, dtype=np.intp)
         _count_below_in_range(cuts, values, 0.0, 1.0, got)
         np.testing.assert_array_equal(got, np.searchsorted(cuts, values, side="left"))
+
+
+def test_bin_ranges_hold_each_bins_smallest_and_largest_value(rng):
+    few = rng.integers(0, 5, size=300).astype(float)  # one bin per value
+    many = rng.normal(size=300)  # quantile bins of several values
+    X = np.column_stack([few, many])
+    X[::7, 1] = np.nan
+    b = Binner(max_bins=16).fit(X)
+    codes = b.transform(X)
+    assert b.bin_ranges_.shape == (2, 16, 2)
+    for f in range(2):
+        values = X[:, f]
+        for c in range(b.n_bins_[f] - b.missing_[f]):
+            inside = values[(codes[:, f] == c) & ~np.isnan(values)]
+            assert b.bin_ranges_[f, c].tolist() == [inside.min(), inside.max()]
+        assert np.isnan(b.bin_ranges_[f, b.n_bins_[f] - b.missing_[f] :]).all()
+    np.testing.assert_array_equal(b.bin_ranges_[0, :5, 0], np.arange(5.0))
