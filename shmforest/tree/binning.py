@@ -26,6 +26,7 @@ __all__ = ["Binner", "MAX_BINS", "by_feature", "check_no_infinity", "count_below
 
 #: The most bins a ``uint8`` code can tell apart.
 MAX_BINS = 256
+EMPTY = np.empty(0)
 
 
 class Binner:
@@ -131,13 +132,14 @@ class Binner:
                 xs = xs[:n_values]
                 ws = None if ws is None else ws[:n_values]
             value_bins = self.max_bins - int(missing[f])
-            if xs.size and value_bins > 1:
-                cuts, lows, highs = _sorted_thresholds(xs, ws, value_bins)
-            else:  # one value bin at most: no cut
-                cuts, lows, highs = np.empty(0), xs[:1], xs[-1:]
+            cuts, below, above = _sorted_thresholds(xs, ws, value_bins) if xs.size and value_bins > 1 else (EMPTY,) * 3
             thresholds[f, : cuts.size] = cuts
-            ranges[f, : lows.size, 0] = lows
-            ranges[f, : highs.size, 1] = highs
+            if xs.size:
+                # Bin c runs from the smallest value above cut c - 1 to the largest below cut c.
+                ranges[f, 0, 0] = xs[0]
+                ranges[f, 1 : cuts.size + 1, 0] = above
+                ranges[f, : cuts.size, 1] = below
+                ranges[f, cuts.size, 1] = xs[-1]
             n_bins[f] = cuts.size + 1 + missing[f]
             if by_column is not None:
                 if missing[f]:
@@ -368,7 +370,7 @@ def _sorted_thresholds(
     xs: np.ndarray, ws: np.ndarray | None, max_bins: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cut points of one feature, sorted ascending in ``xs`` (weights ``ws`` in the same order),
-    and each bin's smallest and largest value.
+    and the values each cut falls between: the largest below it, the smallest above.
 
     Midpoints between chosen consecutive distinct values; samples of weight 0
     place no cuts.
@@ -399,4 +401,4 @@ def _sorted_thresholds(
         upper = upper[np.append(True, upper[1:] != upper[:-1])]
     lo, hi = xs[ends[upper]], xs[ends[upper + 1]]
     # 0.5*a + 0.5*b cannot overflow and, rounded to nearest, stays within [a, b].
-    return np.clip(0.5 * lo + 0.5 * hi, lo, hi), np.append(xs[0], hi), np.append(lo, xs[-1])
+    return np.clip(0.5 * lo + 0.5 * hi, lo, hi), lo, hi

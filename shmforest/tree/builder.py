@@ -215,8 +215,9 @@ class TreeBuilder:
         samples = np.flatnonzero(w > 0).astype(np.int64)
         if samples.size == 0:
             raise ValueError("no sample has a positive weight (sample_weight * sample_counts)")
+        random_cuts = params.splitter == "random"
         inputs = Inputs.make(
-            Xb, y, w, data["thresholds"], params.class_counts, missing_features(data), bin_ranges(data)
+            Xb, y, w, data["thresholds"], params.class_counts, missing_features(data), bin_ranges(data), random_cuts
         )
         regression = params.regression
         stats = kernels.node_stats(

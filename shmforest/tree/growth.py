@@ -104,7 +104,8 @@ def read_inputs(data: Any, params: TreeParams, counts: np.ndarray | None) -> tup
     y = y.reshape(expected)
     if not params.regression:
         y = y.astype(np.int64)
-        if n and (y.min() < 0 or np.any(y.reshape(n, k).max(axis=0) >= np.array(params.class_counts))):
+        classes = params.class_counts
+        if n and (y.min() < 0 or (y.max() >= classes[0] if k == 1 else np.any(y.max(axis=0) >= classes))):
             raise ValueError(
                 f'data["y"] must hold class indices in [0, n_classes) of each output for classification, '
                 f"n_classes {params.n_classes}"
@@ -214,13 +215,14 @@ class Inputs:
         class_counts: tuple[int, ...],
         missing: np.ndarray | None = None,
         bin_ranges: np.ndarray | None = None,
+        random_cuts: bool = False,
     ) -> Inputs:
         """The kernels' arrays; ``missing``: which features have a NaN code (:func:`missing_features`).
 
         ``y``: (n,) or (n, n_outputs) targets, or class indices with ``class_counts``
         each output's number of classes (``TreeParams.class_counts``; () for regression).
-        ``bin_ranges``: :attr:`Binner.bin_ranges_`, where extra trees draw thresholds
-        (:func:`edges`).
+        ``bin_ranges``: :attr:`Binner.bin_ranges_`, where extra trees (``random_cuts``)
+        draw thresholds (:func:`edges`).
         """
         n_features = Xb.shape[1]
         nbins = bins_per_feature(thresholds, n_features)
@@ -245,7 +247,7 @@ class Inputs:
             K.readonly(y if class_counts else empty, np.int64),
             K.readonly(empty if class_counts else y, np.float64),
             K.readonly(w, np.float64),
-            K.readonly(edges(thresholds, bin_ranges), np.float64),
+            K.readonly(edges(thresholds, bin_ranges, random_cuts), np.float64),
             K.readonly(nbins, np.int64),
             K.readonly(offs, np.int64),
             K.readonly(nan_code, np.int64),
@@ -256,29 +258,31 @@ class Inputs:
         return (self.Xb, self.yc, self.yr, self.w, self.edges, self.nbins, self.offs, self.nan_code)
 
 
-def edges(thresholds: np.ndarray, bin_ranges: np.ndarray | None) -> np.ndarray:
+def edges(thresholds: np.ndarray, bin_ranges: np.ndarray | None, random_cuts: bool) -> np.ndarray:
     """The kernels' ``edges``, (n_features, 3, max_bins): the thresholds (padded with +inf),
-    then each bin's smallest and largest value.
+    then each bin's smallest and largest value, which only extra trees' cuts
+    (``random_cuts``) read; without them, the thresholds alone, (n_features, 1, max_bins).
 
     Without the Binner's ``bin_ranges``, a bin is taken to run from the threshold below
     it to the one above (the first and last value bins reduced to their one threshold).
     """
     thresholds = np.asarray(thresholds, dtype=np.float64)
-    n_features = thresholds.shape[0]
-    out = np.full((n_features, 3, thresholds.shape[1] + 1), np.inf)
+    n_features, n_cuts = thresholds.shape
+    out = np.empty((n_features, 3 if random_cuts else 1, n_cuts + 1))
     out[:, 0, :-1] = thresholds
+    out[:, 0, -1] = np.inf
+    if not random_cuts:
+        return out
     if bin_ranges is not None:
         ranges = np.asarray(bin_ranges, dtype=np.float64)
-        if ranges.shape != (n_features, thresholds.shape[1] + 1, 2):
-            raise ValueError(
-                f'data["bin_ranges"] must have shape ({n_features}, {thresholds.shape[1] + 1}, 2), got {ranges.shape}'
-            )
+        if ranges.shape != (n_features, n_cuts + 1, 2):
+            raise ValueError(f'data["bin_ranges"] must have shape ({n_features}, {n_cuts + 1}, 2), got {ranges.shape}')
         out[:, 1] = ranges[:, :, 0]
         out[:, 2] = ranges[:, :, 1]
         return out
     out[:, 1, 1:] = thresholds
-    out[:, 1, 0] = thresholds[:, 0] if thresholds.shape[1] else 0.0
-    out[:, 2, :-1] = thresholds
+    out[:, 1, 0] = thresholds[:, 0] if n_cuts else 0.0
+    out[:, 2] = out[:, 0]
     last = bins_per_feature(thresholds, n_features) - 1
     rows = np.arange(n_features)
     out[rows, 2, last] = out[rows, 1, last]
@@ -552,8 +556,9 @@ def _grow_task(data: Any, setup: GrowthSetup, payload: dict[str, np.ndarray]) ->
     samples = np.array(payload["samples"], dtype=np.int64)
     w = np.zeros(Xb.shape[0])
     w[samples] = payload["weights"]
+    p = setup.params
     inputs = Inputs.make(
-        Xb, y, w, data["thresholds"], setup.params.class_counts, missing_features(data), bin_ranges(data)
+        Xb, y, w, data["thresholds"], p.class_counts, missing_features(data), bin_ranges(data), p.splitter == "random"
     )
     bounds = np.concatenate([[0], np.cumsum(payload["sizes"])])
     nodes = []
