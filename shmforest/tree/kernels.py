@@ -823,30 +823,12 @@ def _scan_checked(
 
 
 @njit(nogil=True, cache=True, inline="always")
-def _random_cut(edges, f, lo, hi, draw):
-    """Extra trees' cut of feature ``f`` in a node whose codes run from ``lo`` to ``hi > lo``:
-    (the last code left of it, the threshold drawn).
-
-    As scikit-learn's: a threshold drawn uniformly between the node's smallest and
-    largest values, here the smallest value of bin ``lo`` and the largest of bin ``hi``
-    (``edges[f, 1]``, ``edges[f, 2]``: exact where bins hold one value each); the bins
-    whose smallest value is at most the threshold go left.
-    """
-    vmin = edges[f, 1, lo]
-    vmax = edges[f, 2, hi]
-    t = vmin + (vmax - vmin) * (np.float64(draw >> np.uint64(11)) * 1.1102230246251565e-16)
-    if not t < vmax:
-        t = vmin
-    # The last bin in [lo, hi - 1] whose smallest value is at most t (bin lo's is).
-    first = lo
-    last = hi - 1
-    while first < last:
-        mid = (first + last + 1) >> 1
-        if edges[f, 1, mid] <= t:
-            first = mid
-        else:
-            last = mid - 1
-    return first, t
+def _random_cut(lo, hi, draw):
+    """Extra trees' cut between a node's codes ``lo < hi``, the last code left of it, drawn
+    uniformly among the node's codes; and where in the gap between the two sides' values
+    its threshold lies (uniform in [0, 1): see :func:`_split_node`)."""
+    cut = lo + np.int64(((draw >> _S32) * np.uint64(hi - lo)) >> _S32)
+    return cut, np.float64(_mix(draw ^ _CUT_SALT) >> np.uint64(11)) * 1.1102230246251565e-16
 
 
 @njit(nogil=True, cache=True, inline="always")
@@ -885,12 +867,13 @@ def _random_cut_sums(Xb, idx, start, end, f, nan, cut, nan_left, lo, hi, yc, yr,
 @njit(nogil=True, cache=True, inline="always")
 def _scan_random(
     Xb, idx, start, end, f, nan, yc, yr, w, regression, total, msl, crit, left, state, extra, mwl, cst, lower, upper,
-    n_out, edges,
+    n_out,
 ):  # fmt: skip
     """Extra trees' cut of feature ``f``: (score num, den, bin, next_bin, non-constant, NaN side, threshold).
 
-    The threshold is drawn within the node's range of values (:func:`_random_cut`),
-    and its cut scored like any boundary. Two passes over the node's
+    The cut is drawn uniformly among the codes from the node's lowest to below its
+    highest (scikit-learn draws a threshold uniformly within the node's range, on
+    values; here on bins, :func:`_random_cut`), and scored like any boundary. Two passes over the node's
     samples: their range, then the left side's sums. The NaN code (``nan``, or -1)
     is outside the range; a node holding NaN sends them to a side drawn with the
     cut, as scikit-learn's random splitter does, or, when its values are all one
@@ -911,12 +894,12 @@ def _scan_random(
     if n_nan == end - start or (lo >= hi and n_nan == 0):
         return -np.inf, 1.0, -1, -1, False, -1, np.nan
     draw = _mix(state)
-    t = np.inf
+    t = 0.0
     if lo >= hi:  # one value code, and NaN: split on missingness
         cut = np.int64(lo)
         nan_left = False
     else:
-        cut, t = _random_cut(edges, f, lo, hi, draw)
+        cut, t = _random_cut(lo, hi, draw)
         nan_left = n_nan > 0 and (draw & np.uint64(1)) == 1
     if n_out == 1:  # a constant 1 in the loop: the one-output loop is the plain one
         n_left, b, nb = _random_cut_sums(
@@ -937,7 +920,7 @@ def _scan_random(
 
 @no_refcount
 def _scan_histogram_random(
-    hist, f, offs, nbins, nan, m, total, msl, crit, left, state, extra, mwl, cst, lower, upper, n_out, edges
+    hist, f, offs, nbins, nan, m, total, msl, crit, left, state, extra, mwl, cst, lower, upper, n_out
 ):
     """:func:`_scan_random` on a node's histogram: the same draw, the left side summed over bins."""
     o = offs[f]
@@ -952,13 +935,12 @@ def _scan_histogram_random(
     if lo < 0 or (lo >= hi and n_nan == 0.0):
         return -np.inf, 1.0, -1, -1, False, -1, np.nan
     draw = _mix(state)
-    t = np.inf
+    t = 0.0
     if lo >= hi:  # one value code, and NaN: split on missingness
         cut = np.int64(lo)
         nan_left = False
     else:
-        c, t = _random_cut(edges, f, np.int64(lo), np.int64(hi), draw)
-        cut = np.int64(c)
+        cut, t = _random_cut(np.int64(lo), np.int64(hi), draw)
         nan_left = n_nan > 0.0 and (draw & np.uint64(1)) == 1
     left[:] = 0.0
     n_left = 0.0
@@ -1020,7 +1002,6 @@ def _find_split(
     yc,
     yr,
     w,
-    edges,
     nbins,
     offs,
     nan_code,
@@ -1044,8 +1025,8 @@ def _find_split(
     lo,
     hi,
 ):
-    """Best split of a node among its drawn features: (feature, bin, next_bin, NaN side, threshold drawn),
-    feature -1 if none; the threshold is extra trees' (NaN for the best splitter's).
+    """Best split of a node among its drawn features: (feature, bin, next_bin, NaN side, where in the gap),
+    feature -1 if none; the last is where extra trees' threshold lies (:func:`_random_cut`).
 
     Features are drawn without replacement (Fisher-Yates on a splitmix64 stream
     seeded by the node's key) until ``max_features`` non-constant ones were
@@ -1130,12 +1111,11 @@ def _find_split(
                         lo,
                         hi,
                         n_out,
-                        edges,
                     )
                 else:
                     score, den, b, nb, nonconstant, side, t = _scan_histogram_random(
                         hist, f, offs, nbins, nan, m, total, msl, crit, left, cut_state, extra, mwl, cst, lo, hi,
-                        n_out, edges,
+                        n_out,
                     )  # fmt: skip
             elif extra:
                 score, den, b, nb, nonconstant, side = _scan_checked(
@@ -1375,12 +1355,11 @@ def _split_node(
         or weight < 2.0 * fp[F_MIN_WEIGHT_LEAF]
     ):
         return -1
-    f, b, nb, side, drawn = _find_split(
+    f, b, nb, side, where = _find_split(
         Xb,
         yc,
         yr,
         w,
-        edges,
         nbins,
         offs,
         nan_code,
@@ -1420,10 +1399,13 @@ def _split_node(
     # with more samples (ties right), as scikit-learn sends it.
     ints[row, 4] = side if side >= 0 else mid - start > end - mid
     if ip[P_RANDOM_SPLIT] != 0 and nb != nan_code[f]:
-        # Extra trees keep the threshold drawn, as scikit-learn's do, within the gap
-        # between the largest value of the left side's last bin and the smallest of
-        # the right side's first (where the draw may fall inside a bin of many values).
-        floats[row, 0] = min(max(drawn, edges[f, 2, b]), np.nextafter(edges[f, 1, nb], -np.inf))
+        # Extra trees' threshold lies anywhere in the gap between the two sides' values,
+        # the largest of the left side's last bin and the smallest of the right side's
+        # first, as scikit-learn's threshold drawn in the node's range does: rows that
+        # fall in the gap at predict time go one way or the other from tree to tree.
+        below = edges[f, 2, b]
+        above = edges[f, 1, nb]
+        floats[row, 0] = min(below + (above - below) * where, np.nextafter(above, -np.inf))
     else:
         # Midway between the node's two nearest codes' edges, as scikit-learn puts a
         # threshold midway between sample values.

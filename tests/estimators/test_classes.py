@@ -22,6 +22,7 @@ from shmforest import (
     DecisionTreeClassifier,
     DecisionTreeRegressor,
     ExtraTreesClassifier,
+    ExtraTreesRegressor,
     RandomForestClassifier,
     RandomForestRegressor,
 )
@@ -299,21 +300,21 @@ def test_unknown_splitter_is_refused_in_scikit_learns_words(data):
         DecisionTreeClassifier(splitter="worst").fit(X, y)
 
 
-def test_random_splitter_draws_thresholds_in_the_range_of_values_as_scikit_learn():
-    # Values 0..9 and one far outlier at 1000: scikit-learn draws a threshold uniformly
-    # between a node's smallest and largest value, so nearly every root cut falls in the
-    # gap before the outlier, anywhere in it (not at its midpoint).
-    X = np.append(np.arange(10.0), 1000.0)[:, None]
-    y = np.arange(11.0)
+def test_random_splitter_puts_thresholds_anywhere_between_the_two_sides_values():
+    # Two values, 0 and 10: scikit-learn's threshold is drawn uniformly between a node's
+    # smallest and largest value, so a row at 3 or 7 goes one way in some trees and the
+    # other in others; a midpoint threshold would send every 3 left and every 7 right.
+    X = np.repeat([0.0, 10.0], 10)[:, None]
+    y = np.repeat([0.0, 1.0], 10)
     roots = np.array(
         [
             DecisionTreeRegressor(splitter="random", random_state=s, max_depth=1).fit(X, y).tree_.threshold[0]
             for s in range(40)
         ]
     )
-    in_gap = roots[(roots > 9) & (roots < 1000)]
-    assert len(in_gap) >= 34  # the gap is 99% of the range
-    assert len(np.unique(in_gap)) == len(in_gap) and np.ptp(in_gap) > 300
+    assert np.all((roots >= 0) & (roots < 10))
+    assert len(np.unique(roots)) == 40 and roots.min() < 2 and roots.max() > 8
+    forest = ExtraTreesRegressor(n_estimators=200, random_state=0).fit(X, y)
+    np.testing.assert_allclose(forest.predict([[3.0], [7.0]]), [0.3, 0.7], atol=0.1)
     # Every threshold still separates the training values as the split did.
-    tree = DecisionTreeRegressor(splitter="random", random_state=0).fit(X, y)
-    np.testing.assert_array_equal(tree.predict(X), y)
+    np.testing.assert_array_equal(forest.predict(X), y)
