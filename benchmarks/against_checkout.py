@@ -87,11 +87,11 @@ def best_fit_seconds(name: str) -> float:
     return best
 
 
-def time_in_subprocess(tree: Path, name: str, script: Path = Path(__file__)) -> float:
-    """What ``script --time name`` prints (its best fit's seconds), run with ``shmforest`` imported from ``tree``."""
+def time_in_subprocess(tree: Path, name: str) -> float:
+    """Workload ``name``'s best fit seconds, timed in a subprocess with ``shmforest`` imported from ``tree``."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
     out = subprocess.run(
-        [sys.executable, str(script.resolve()), "--time", name],
+        [sys.executable, str(Path(__file__).resolve()), "--time", name],
         env=env,
         cwd=tree,
         check=True,
@@ -104,20 +104,32 @@ def time_in_subprocess(tree: Path, name: str, script: Path = Path(__file__)) -> 
     return float(seconds)
 
 
+def ratios(other: Path, name: str, rounds: int, this: Path = THIS_TREE) -> dict[str, Any]:
+    """Workload ``name``'s best fit seconds in ``this`` checkout and in ``other``, in
+    ``rounds`` interleaved rounds: their medians, and the per-round ratios and their median."""
+    ours: list[float] = []
+    theirs: list[float] = []
+    for r in range(rounds):
+        order = [(this, ours), (other, theirs)]
+        for tree, times in order if r % 2 == 0 else order[::-1]:
+            times.append(time_in_subprocess(tree, name))
+    per_round = np.array(ours) / np.array(theirs)
+    return {
+        "this_s": float(np.median(ours)),
+        "other_s": float(np.median(theirs)),
+        "ratio_median": float(np.median(per_round)),
+        "ratios": [round(float(x), 3) for x in per_round],
+    }
+
+
 def compare(other: Path, names: list[str], rounds: int) -> None:
     print("| workload | this, median s | other, median s | this / other, median | per-round ratios |")
     print("|---|---|---|---|---|")
     for name in names:
-        ours: list[float] = []
-        theirs: list[float] = []
-        for r in range(rounds):
-            order = [(THIS_TREE, ours), (other, theirs)]
-            for tree, times in order if r % 2 == 0 else order[::-1]:
-                times.append(time_in_subprocess(tree, name))
-        ratios = np.array(ours) / np.array(theirs)
+        r = ratios(other, name, rounds)
         print(
-            f"| {name} | {np.median(ours):.3f} | {np.median(theirs):.3f} | {np.median(ratios):.3f} "
-            f"| {', '.join(f'{x:.3f}' for x in ratios)} |",
+            f"| {name} | {r['this_s']:.3f} | {r['other_s']:.3f} | {r['ratio_median']:.3f} "
+            f"| {', '.join(f'{x:.3f}' for x in r['ratios'])} |",
             flush=True,
         )
 

@@ -13,11 +13,10 @@ its values set to NaN, alternately, ``ROUNDS`` times; the median of the per-roun
 ratios (NaN / NaN-free). NaN fits do more (a second scan per feature and node that
 holds NaN), and their trees differ, so this is a cost, not a regression check.
 
-(b) **NaN-free fit, this tree vs another**: a subprocess per (round, checkout) with
-``PYTHONPATH`` at the checkout, each timing the best of ``REPEATS`` NaN-free fits
-after a warm-up fit (numba's cache loaded); the checkouts alternate which goes first
-from round to round, and the report gives the median of per-round ratios (this tree /
-the other). The goal: 1.00 within noise, i.e. a NaN-free fit pays nothing for NaN
+(b) **NaN-free fit, this tree vs another**: the same forests timed by
+``against_checkout.py`` (its ``rf-`` workloads: a subprocess per round and checkout,
+the best of a few fits after a warm-up, the checkouts alternating which goes first);
+the report gives the median of per-round ratios (this tree / the other). The goal: 1.00 within noise, i.e. a NaN-free fit pays nothing for NaN
 support. The machine may be shared: medians of interleaved ratios, not minima of
 separate runs, are what resist its load. As a script::
 
@@ -35,16 +34,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import against_checkout  # the subprocess that times a fit with another checkout's shmforest
+import against_checkout  # (b): fit times with another checkout's shmforest
 import numpy as np
 import pytest
 
-HERE = Path(__file__).resolve().parent
-THIS_TREE = HERE.parent
 WORKLOADS = ("digits", "diabetes", "clf-100k", "reg-100k")
 ROUNDS = 5
-#: Fits per subprocess in (b), the best one timed: more of the small workloads' short fits.
-REPEATS = {"digits": 7, "diabetes": 7, "clf-100k": 3, "reg-100k": 2}
 NAN_SHARE = 0.2
 RESULTS: dict[str, dict[str, Any]] = {}
 
@@ -113,28 +108,10 @@ def nan_cost(name: str, rounds: int = ROUNDS) -> dict[str, Any]:
 # --------------------------------------------------------------------------- (b) this tree vs another
 
 
-def time_in_subprocess(tree: Path, name: str) -> float:
-    """Best of ``REPEATS[name]`` NaN-free fits of workload ``name`` with ``shmforest`` imported from ``tree``."""
-    return against_checkout.time_in_subprocess(tree, name, script=Path(__file__))
-
-
 def against(other: Path, names: tuple[str, ...] = WORKLOADS, rounds: int = ROUNDS) -> dict[str, dict[str, Any]]:
-    """Median over interleaved rounds of (this tree's / ``other``'s) NaN-free fit time, per workload."""
-    out = {}
-    for name in names:
-        ours, theirs = [], []
-        for r in range(rounds):
-            order = [(THIS_TREE, ours), (other, theirs)]
-            for tree, times in order if r % 2 == 0 else order[::-1]:
-                times.append(time_in_subprocess(tree, name))
-        ratios = np.array(ours) / np.array(theirs)
-        out[name] = {
-            "this_s": float(np.median(ours)),
-            "other_s": float(np.median(theirs)),
-            "ratio_median": float(np.median(ratios)),
-            "ratios": [round(float(x), 3) for x in ratios],
-        }
-    return out
+    """Per workload, this checkout's NaN-free fit time beside ``other``'s: ``against_checkout``'s
+    random-forest workload of the same data and trees, in interleaved rounds."""
+    return {name: against_checkout.ratios(other, "rf-" + name, rounds) for name in names}
 
 
 # --------------------------------------------------------------------------- pytest
@@ -163,23 +140,25 @@ def test_nan_free_fit_against_another_checkout(benchmark, name):
     benchmark.extra_info.update(result)
 
 
+def line(key: str) -> str:
+    """The report's line of one measurement (``"nan NAME"`` or ``"vs NAME"``)."""
+    kind, name = key.split(" ", 1)
+    r = RESULTS[key]
+    if kind == "nan":
+        return (
+            f"{name:9s} {r['n_trees']:2d} trees: NaN-free {r['nan_free_s']:.3f} s, "
+            f"{NAN_SHARE:.0%} NaN {r['with_nan_s']:.3f} s, median ratio {r['ratio_median']:.2f}"
+        )
+    return (
+        f"{name:9s} NaN-free fit, this tree {r['this_s']:.3f} s vs other {r['other_s']:.3f} s: "
+        f"median ratio {r['ratio_median']:.3f} (rounds {r['ratios']})"
+    )
+
+
 def report() -> str:
-    lines = []
-    for name in WORKLOADS:
-        r = RESULTS.get(f"nan {name}")
-        if r:
-            lines.append(
-                f"{name:9s} {r['n_trees']:2d} trees: NaN-free {r['nan_free_s']:.3f} s, "
-                f"{NAN_SHARE:.0%} NaN {r['with_nan_s']:.3f} s, median ratio {r['ratio_median']:.2f}"
-            )
-    for name in WORKLOADS:
-        r = RESULTS.get(f"vs {name}")
-        if r:
-            lines.append(
-                f"{name:9s} NaN-free fit, this tree {r['this_s']:.3f} s vs other {r['other_s']:.3f} s: "
-                f"median ratio {r['ratio_median']:.3f} (rounds {r['ratios']})"
-            )
-    return "\n".join(lines)
+    return "\n".join(
+        line(f"{kind} {name}") for kind in ("nan", "vs") for name in WORKLOADS if f"{kind} {name}" in RESULTS
+    )
 
 
 def test_report(benchmark, capsys):
@@ -196,25 +175,16 @@ def main() -> None:
     parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=WORKLOADS)
     parser.add_argument("--rounds", type=int, default=ROUNDS)
     parser.add_argument("--skip-nan", action="store_true", help="only the comparison with --against")
-    parser.add_argument("--time", choices=WORKLOADS, help=argparse.SUPPRESS)  # a subprocess of --against
     args = parser.parse_args()
-    if args.time:
-        import shmforest
-
-        warm_up(nan=False)  # the other checkout may take no NaN
-        X, y, regression, n_trees = load(args.time)
-        best = min(fit_seconds(X, y, regression, n_trees) for _ in range(REPEATS[args.time]))
-        print(shmforest.__file__, best)
-        return
     if not args.skip_nan:
         warm_up()
         for name in args.workloads:
             RESULTS[f"nan {name}"] = nan_cost(name, args.rounds)
-            print(report().splitlines()[-1], flush=True)
+            print(line(f"nan {name}"), flush=True)
     if args.against:
         for name, result in against(args.against, tuple(args.workloads), args.rounds).items():
             RESULTS[f"vs {name}"] = result
-            print(report().splitlines()[-1], flush=True)
+            print(line(f"vs {name}"), flush=True)
     print("\n" + report())
 
 

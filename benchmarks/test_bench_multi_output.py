@@ -1,13 +1,9 @@
 """Multi-output forests beside scikit-learn's: fit time and held-out score on several workloads.
 
 Random forests with scikit-learn's defaults on both sides, a 25% test split
-(``random_state=0``). In each round every runner fits once, in turns, so a slow
-minute of the shared machine hits all of them; the table shows medians over rounds:
-
-* fit: shmforest ``thread`` at 2 workers against scikit-learn ``n_jobs=2``, and
-  shmforest serial against scikit-learn ``n_jobs=1``;
-* score: the mean over outputs of each output's accuracy (points), or R² averaged
-  over outputs; shmforest minus scikit-learn.
+(``random_state=0``), runners in turns, medians over rounds (``beside_sklearn.py``);
+score: the mean over outputs of each output's accuracy (points), or R² averaged over
+outputs, shmforest minus scikit-learn.
 
 Workloads:
 
@@ -27,21 +23,14 @@ Run as a script for the table (``SHMFOREST_BENCH_ROUNDS``, default 3)::
 
 from __future__ import annotations
 
-import os
 import sys
-from collections.abc import Callable
 from typing import Any
 
+import beside_sklearn  # the runners in turns, and their table
 import numpy as np
 import pytest
-import test_bench_extra_trees as beside_sklearn  # the runners in turns, and their table
 from sklearn import datasets
-from sklearn import ensemble as sk_ensemble
 from sklearn.metrics import r2_score
-
-import shmforest
-
-ROUNDS = int(os.environ.get("SHMFOREST_BENCH_ROUNDS", "3"))
 
 
 def _mixed() -> tuple[np.ndarray, np.ndarray]:
@@ -54,8 +43,7 @@ def _digits() -> tuple[np.ndarray, np.ndarray]:
     return X, np.column_stack([y, y % 2])
 
 
-# name: (load, regression, trees)
-WORKLOADS: dict[str, tuple[Callable[[], tuple[np.ndarray, np.ndarray]], bool, int]] = {
+WORKLOADS: beside_sklearn.Workloads = {
     "labels-3": (
         lambda: datasets.make_multilabel_classification(50_000, 20, n_classes=3, random_state=0),
         False,
@@ -71,13 +59,6 @@ WORKLOADS: dict[str, tuple[Callable[[], tuple[np.ndarray, np.ndarray]], bool, in
 }
 
 
-def make(library: str, executor: str | None, n_jobs: int, regression: bool, trees: int) -> Any:
-    name = "RandomForestRegressor" if regression else "RandomForestClassifier"
-    if library == "sklearn":
-        return getattr(sk_ensemble, name)(trees, n_jobs=n_jobs, random_state=0)
-    return getattr(shmforest, name)(trees, executor=executor, n_jobs=n_jobs, random_state=0)
-
-
 def score(model: Any, X: np.ndarray, y: np.ndarray, regression: bool) -> float:
     """R² averaged over outputs, or the mean of the outputs' accuracies (scikit-learn's
     ``score`` refuses multi-class multi-output labels)."""
@@ -87,21 +68,16 @@ def score(model: Any, X: np.ndarray, y: np.ndarray, regression: bool) -> float:
     return float(np.mean(prediction == y))
 
 
-def measure(workload: str, rounds: int = ROUNDS) -> dict[str, tuple[float, float]]:
-    """``{runner: (median fit seconds, held-out score)}``, runners in turns (:func:`test_bench_extra_trees.measure`)."""
-    return beside_sklearn.measure(workload, rounds, WORKLOADS, make, score)
-
-
-def report(results: dict[str, dict[str, tuple[float, float]]]) -> str:
-    return beside_sklearn.report(results, WORKLOADS)
-
-
 @pytest.mark.parametrize("workload", ["digits-2"])
 def test_multi_output_fit(benchmark, workload, capsys):
-    results = benchmark.pedantic(lambda: {workload: measure(workload, rounds=1)}, rounds=1, iterations=1)
+    results = benchmark.pedantic(
+        lambda: {workload: beside_sklearn.measure(workload, WORKLOADS, "RandomForest", score, rounds=1)},
+        rounds=1,
+        iterations=1,
+    )
     with capsys.disabled():
-        print("\n" + report(results))
+        print("\n" + beside_sklearn.report(results, WORKLOADS))
 
 
 if __name__ == "__main__":
-    beside_sklearn.main(sys.argv[1:], measure, report, WORKLOADS)
+    beside_sklearn.main(sys.argv[1:], WORKLOADS, "RandomForest", score)

@@ -153,8 +153,8 @@ class TreeModel(BaseEstimator):
             n_outputs=targets.n_outputs,
         )
 
-    def _splitter(self) -> str:
-        return str(getattr(self, "splitter", "best"))
+    def _splitter(self) -> str:  # pragma: no cover - every subclass says
+        raise NotImplementedError
 
     def _fit_options(self, targets: Targets, bootstrap: bool = False) -> FitOptions:
         """What each tree task does besides growing: class weights (classifiers), pruning."""
@@ -190,7 +190,7 @@ class TreeModel(BaseEstimator):
     def _check_X_predict(self, X: Any) -> np.ndarray:
         check_is_fitted(self)
         Xa = validate_data(self, X, reset=False, dtype=np.float64, order="C", ensure_all_finite=False)
-        check_no_infinity(Xa)
+        check_no_infinity(Xa, missing=False)
         return Xa
 
     def __sklearn_tags__(self) -> Any:
@@ -289,6 +289,10 @@ def _labels(classes: list[np.ndarray], codes: list[np.ndarray]) -> np.ndarray:
 class BaseDecisionTree(TreeModel):
     _fitted_attribute: ClassVar[str] = "tree_"
     tree_: Tree
+    splitter: str
+
+    def _splitter(self) -> str:
+        return self.splitter
 
     def _plan(self, targets: Targets) -> TreePlan:
         params = self._tree_params(targets)

@@ -50,7 +50,8 @@ class DecisionTreeClassifier(ClassifierBase, BaseDecisionTree):
     splitter : {"best", "random"}, default "best"
         "best": the best boundary of each candidate feature; "random": one random cut
         of each, drawn between the node's lowest and highest bin (extra trees), the
-        best of those taken.
+        best of those taken; its threshold lies anywhere in the gap between the two
+        sides' values, as scikit-learn's does.
     max_depth : int or None, default None
         Deepest level grown; ``None`` grows until the other limits stop it.
     min_samples_split : int or float, default 2
@@ -415,7 +416,8 @@ class ExtraTreesClassifier(ClassifierBase, BaseForest):
 
     Each tree scores one random cut per candidate feature, drawn between the node's
     lowest and highest bin, and keeps the best of them (scikit-learn draws its cut
-    within the node's range of values). Parameters are those of
+    within the node's range of values); the threshold lies anywhere in the gap between
+    the two sides' values, as scikit-learn's does. Parameters are those of
     :class:`RandomForestClassifier`, except ``bootstrap``, which defaults to False
     (every tree sees the whole training set), as in scikit-learn.
     """

@@ -344,26 +344,28 @@ def _as_2d_float(X: np.ndarray, name: str) -> np.ndarray:
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2:
         raise ValueError(f"{name} must be 2-dimensional (n_samples, n_features), got shape {X.shape}")
-    check_no_infinity(X, name)
+    check_no_infinity(X, name, missing=False)
     return X
 
 
-def check_no_infinity(X: np.ndarray, name: str = "X") -> np.ndarray:
+def check_no_infinity(X: np.ndarray, name: str = "X", missing: bool = True) -> np.ndarray:
     """Which columns of the 2-d float ``X`` hold NaN; a ``ValueError`` naming the first column holding +-inf.
 
     One summing pass over ``X`` when it holds neither (a finite sum), cheaper than
     testing every value; the columns are searched only when the sum is not finite.
+    Without ``missing`` (predict, which needs the check only) no column is reported.
     """
+    none = np.zeros(X.shape[1], dtype=bool)
     with np.errstate(over="ignore", invalid="ignore"):
         if np.isfinite(X.sum()):
-            return np.zeros(X.shape[1], dtype=bool)
+            return none
     infinite = np.flatnonzero(np.isinf(X).any(axis=0))
     if infinite.size:
         raise ValueError(
             f"Input {name} contains infinity or a value too large for dtype('float64') in column {infinite[0]}; "
             "it takes finite values or NaN (a missing value)."
         )
-    return np.isnan(X).any(axis=0)
+    return np.isnan(X).any(axis=0) if missing else none
 
 
 def _sorted_thresholds(
