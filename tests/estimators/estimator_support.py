@@ -10,6 +10,7 @@ from shmforest import (
     ExtraTreesClassifier,
     ExtraTreesRegressor,
     RandomForestClassifier,
+    RandomForestQuantileRegressor,
     RandomForestRegressor,
 )
 from shmforest.tree.tree import NODE_ARRAYS
@@ -17,6 +18,9 @@ from shmforest.tree.tree import NODE_ARRAYS
 FORESTS = [RandomForestClassifier, RandomForestRegressor, ExtraTreesClassifier, ExtraTreesRegressor]
 TREES = [DecisionTreeClassifier, DecisionTreeRegressor]
 ESTIMATORS = FORESTS + TREES
+#: ESTIMATORS and the quantile forest, which is no scikit-learn estimator's namesake.
+ALL_ESTIMATORS = ESTIMATORS + [RandomForestQuantileRegressor]
+REGRESSORS = [cls for cls in ALL_ESTIMATORS if cls.__name__.endswith("Regressor")]
 
 
 def make_data(n=240, n_features=6, seed=0, noise=0.5):

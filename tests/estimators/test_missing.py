@@ -13,6 +13,7 @@ import pickle
 
 import numpy as np
 import pytest
+from estimator_support import ALL_ESTIMATORS
 from sklearn import datasets
 from sklearn.ensemble import ExtraTreesClassifier as SkExtraTreesClassifier
 from sklearn.ensemble import ExtraTreesRegressor as SkExtraTreesRegressor
@@ -35,15 +36,6 @@ from shmforest.executors import get_executor
 N_ESTIMATORS = 20
 FOLDS = 5
 SEEDS = (0, 1, 2)
-ESTIMATORS = [
-    DecisionTreeClassifier,
-    DecisionTreeRegressor,
-    ExtraTreesClassifier,
-    ExtraTreesRegressor,
-    RandomForestClassifier,
-    RandomForestRegressor,
-    RandomForestQuantileRegressor,
-]
 
 
 def load(name):
@@ -136,12 +128,12 @@ def nan_data():
     return X, y
 
 
-@pytest.mark.parametrize("cls", ESTIMATORS)
+@pytest.mark.parametrize("cls", ALL_ESTIMATORS)
 def test_every_estimator_allows_nan(cls):
     assert get_tags(cls()).input_tags.allow_nan
 
 
-@pytest.mark.parametrize("cls", ESTIMATORS)
+@pytest.mark.parametrize("cls", ALL_ESTIMATORS)
 def test_infinity_raises_naming_the_column(cls, nan_data):
     X, y = nan_data
     bad = X[:200].copy()
@@ -173,7 +165,7 @@ def test_trees_are_the_same_on_every_executor_and_budget(nan_data):
             assert [e.tree_ for e in extra_here.estimators_] == [e.tree_ for e in extra.estimators_], (name, workers)
 
 
-@pytest.mark.parametrize("cls", ESTIMATORS)
+@pytest.mark.parametrize("cls", ALL_ESTIMATORS)
 def test_to_sklearn_predicts_ours_on_nan_rows(cls, nan_data):
     X, y = nan_data
     model = cls(executor="serial", random_state=0, **({} if "DecisionTree" in cls.__name__ else {"n_estimators": 5}))

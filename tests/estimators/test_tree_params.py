@@ -9,7 +9,17 @@ import numpy as np
 import pytest
 import sklearn.ensemble
 import sklearn.tree
-from estimator_support import ESTIMATORS, FORESTS, assert_same_trees, small, target_for
+from estimator_support import (
+    ALL_ESTIMATORS,
+    ESTIMATORS,
+    FORESTS,
+    REGRESSORS,
+    TREES,
+    assert_same_trees,
+    small,
+    target_for,
+    trees_of,
+)
 from sklearn.datasets import load_diabetes, make_classification
 from sklearn.model_selection import KFold, cross_val_score
 from sklearn.utils._param_validation import InvalidParameterError
@@ -26,8 +36,6 @@ from shmforest import (
 
 pytestmark = pytest.mark.filterwarnings("error::UserWarning")
 
-REGRESSORS = [DecisionTreeRegressor, RandomForestRegressor, RandomForestQuantileRegressor, ExtraTreesRegressor]
-
 
 def is_regressor(cls):
     return "Regressor" in cls.__name__
@@ -35,10 +43,6 @@ def is_regressor(cls):
 
 def leaves(tree):
     return tree.children_left == -1
-
-
-def trees(model):
-    return [e.tree_ for e in model.estimators_] if hasattr(model, "estimators_") else [model.tree_]
 
 
 def cv_score(model, X, y, scoring=None):
@@ -55,7 +59,7 @@ def test_every_leaf_keeps_the_weight_fraction(data, cls, fraction):
     sw = np.random.default_rng(1).uniform(0.2, 3.0, len(y))
     model = small(cls, min_weight_fraction_leaf=fraction).fit(X, y, sample_weight=sw)
     plain = small(cls).fit(X, y, sample_weight=sw)
-    for tree, free in zip(trees(model), trees(plain)):
+    for tree, free in zip(trees_of(model), trees_of(plain)):
         # The root's weight is the tree's total: sample weights times bootstrap counts.
         root = tree.weighted_n_node_samples[0]
         assert tree.weighted_n_node_samples[leaves(tree)].min() >= fraction * root * (1 - 1e-12)
@@ -63,7 +67,7 @@ def test_every_leaf_keeps_the_weight_fraction(data, cls, fraction):
         assert tree.node_count < free.node_count
     # Extra trees' random cuts may all leave too little weight on a side (scikit-learn's
     # leave about half of their trees a lone root at 0.2 here): many trees still split.
-    assert np.mean([t.node_count > 1 for t in trees(model)]) >= 0.3
+    assert np.mean([t.node_count > 1 for t in trees_of(model)]) >= 0.3
 
 
 def test_nodes_lighter_than_twice_the_minimum_are_leaves(data):
@@ -217,7 +221,7 @@ def test_poisson_rejects_negative_targets_and_a_zero_sum(cls):
     X, y = poisson_problem(n=100)
     with pytest.raises(ValueError, match="Some value\\(s\\) of y are negative which is not allowed for Poisson"):
         small(cls, criterion="poisson").fit(X, y - 1)
-    positive = "not strictly positive" if cls in REGRESSORS[1:] else "not positive"
+    positive = "not positive" if cls in TREES else "not strictly positive"
     with pytest.raises(ValueError, match=f"Sum of y is {positive} which is necessary for Poisson regression"):
         small(cls, criterion="poisson").fit(X, np.zeros_like(y))
     small(cls).fit(X, y - 1)  # other criteria take any target
@@ -248,18 +252,7 @@ def grid_values(model, feature, n_rows=15, n_steps=60):
     return out.reshape(n_rows, n_steps)
 
 
-MONOTONIC_CASES = [
-    DecisionTreeRegressor,
-    RandomForestRegressor,
-    RandomForestQuantileRegressor,
-    ExtraTreesRegressor,
-    DecisionTreeClassifier,
-    RandomForestClassifier,
-    ExtraTreesClassifier,
-]
-
-
-@pytest.mark.parametrize("cls", MONOTONIC_CASES)
+@pytest.mark.parametrize("cls", ALL_ESTIMATORS)
 @pytest.mark.parametrize("max_leaf_nodes", [None, 16])
 def test_predictions_are_monotonic_along_constrained_features(cls, max_leaf_nodes):
     X, score, labels = monotonic_problem()
