@@ -43,6 +43,8 @@ def params(**kw) -> TreeParams:
 def dataset(X, y, w=None, max_bins=256) -> SharedDataset:
     b = Binner(max_bins).fit(X)
     arrays = dict(Xb=b.transform(X), thresholds=b.thresholds_, y=y)
+    if b.missing_.any():
+        arrays["missing"] = b.missing_
     if w is not None:
         arrays["w"] = w
     return SharedDataset(**arrays)
@@ -465,23 +467,30 @@ def test_branch_parallel_build_is_bit_identical(clf_data, monkeypatch, kind):
         p = params(n_classes=(2, 3), n_outputs=2, max_features=X.shape[1] if kind.endswith("tion") else 3)
         target = np.column_stack([y, np.digitize(X[:, 3], [-0.5, 0.5])]).astype(np.int32)
     with dataset(X, target, w) as ds:
-        serial = TreeBuilder(p).build(ds, seed=21, sample_counts=counts)
-        # Cut levels into tasks as soon as they hold 32 samples: many tasks, many shapes.
-        monkeypatch.setattr(growth_module, "MIN_TASK_SAMPLES", 32)
-        ex = BudgetThreads(2)
-        try:
-            parallel = run_in_task(ex, TreeBuilder(p).build, (ds,), dict(seed=21, sample_counts=counts, parallel=True))
-            assert ex.threaded > 0 and len(ex.submitted) > 10
-            # The same through a serial executor: every task inline.
-            from shmforest.executors.serial import SerialExecutor
+        assert_branch_parallel_is_serial(ds, p, counts, monkeypatch)
 
-            inline = run_in_task(
-                SerialExecutor(), TreeBuilder(p).build, (ds,), dict(seed=21, sample_counts=counts, parallel=True)
-            )
-        finally:
-            ex.shutdown()
+
+def assert_branch_parallel_is_serial(ds, p, counts, monkeypatch) -> Tree:
+    """Grow ``ds`` serially, branch-parallel on threads and through a serial executor; the
+    same tree, to the bit, each time (returned)."""
+    serial = TreeBuilder(p).build(ds, seed=21, sample_counts=counts)
+    # Cut levels into tasks as soon as they hold 32 samples: many tasks, many shapes.
+    monkeypatch.setattr(growth_module, "MIN_TASK_SAMPLES", 32)
+    ex = BudgetThreads(2)
+    try:
+        parallel = run_in_task(ex, TreeBuilder(p).build, (ds,), dict(seed=21, sample_counts=counts, parallel=True))
+        assert ex.threaded > 0 and len(ex.submitted) > 10
+        # The same through a serial executor: every task inline.
+        from shmforest.executors.serial import SerialExecutor
+
+        inline = run_in_task(
+            SerialExecutor(), TreeBuilder(p).build, (ds,), dict(seed=21, sample_counts=counts, parallel=True)
+        )
+    finally:
+        ex.shutdown()
     assert parallel == serial
     assert inline == serial
+    return serial
 
 
 class HintedThreads(BudgetThreads):

@@ -7,10 +7,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+from test_builder import grow
 
 import shmforest.tree.growth as growth_module
-from shmforest import SharedDataset
-from shmforest.tree import Binner, Tree, TreeBuilder, TreeParams
+from shmforest.tree import Tree, TreeParams
 
 N = 3000
 CLASSES = (3, 2, 4)
@@ -33,15 +33,6 @@ def data():
         [(X[:, 0] > 20).astype(int) + (X[:, 1] > 30), (X[:, 2] + X[:, 3] > 40).astype(int), X[:, 5] // 10]
     ).astype(np.int32)
     return X, Y, C
-
-
-def grow(X, y, p, seed=0, w=None, counts=None) -> Tree:
-    b = Binner().fit(X)
-    arrays = dict(Xb=b.transform(X), thresholds=b.thresholds_, y=y, missing=b.missing_)
-    if w is not None:
-        arrays["w"] = w
-    with SharedDataset(arrays) as ds:
-        return TreeBuilder(p).build(ds, seed=seed, sample_counts=counts)
 
 
 def sklearn_values(est, classes=CLASSES) -> np.ndarray:

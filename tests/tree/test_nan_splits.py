@@ -7,30 +7,13 @@ import pickle
 import numpy as np
 import pytest
 from sklearn.datasets import make_classification
-from test_builder import BudgetThreads, bootstrap, params
+from test_builder import assert_branch_parallel_is_serial, bootstrap, dataset, grow, params
 from test_ensemble import one_row_walk
 
-from shmforest import SharedDataset
-from shmforest.executors.base import run_in_task
-from shmforest.tree import Binner, Tree, TreeBuilder
+from shmforest.tree import Binner, Tree
 from shmforest.tree import growth as growth_module
 from shmforest.tree.ensemble import ForestArrays
 from shmforest.tree.pruning import prune_tree
-
-
-def dataset(X, y, w=None, max_bins=256) -> SharedDataset:
-    b = Binner(max_bins).fit(X)
-    arrays = dict(Xb=b.transform(X), thresholds=b.thresholds_, y=y)
-    if b.missing_.any():
-        arrays["missing"] = b.missing_
-    if w is not None:
-        arrays["w"] = w
-    return SharedDataset(**arrays)
-
-
-def grow(X, y, p, seed=0, counts=None, w=None) -> Tree:
-    with dataset(X, y, w) as ds:
-        return TreeBuilder(p).build(ds, seed=seed, sample_counts=counts)
 
 
 @pytest.fixture(scope="module")
@@ -173,16 +156,8 @@ def test_branch_parallel_build_with_nan_is_bit_identical(nan_data, monkeypatch, 
     elif kind == "subtracted":
         p = params(max_features=X.shape[1])  # histograms by subtraction, the NaN bin too
     with dataset(X, target, w) as ds:
-        serial = TreeBuilder(p).build(ds, seed=21, sample_counts=counts)
-        monkeypatch.setattr(growth_module, "MIN_TASK_SAMPLES", 32)
-        ex = BudgetThreads(2)
-        try:
-            parallel = run_in_task(ex, TreeBuilder(p).build, (ds,), dict(seed=21, sample_counts=counts, parallel=True))
-            assert ex.threaded > 0 and len(ex.submitted) > 10
-        finally:
-            ex.shutdown()
+        serial = assert_branch_parallel_is_serial(ds, p, counts, monkeypatch)
     assert serial.missing_go_to_left.any()
-    assert parallel == serial
 
 
 @pytest.mark.parametrize("max_features", [3, 8])
