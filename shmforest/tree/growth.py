@@ -56,6 +56,7 @@ __all__ = [
     "grow_tree",
     "missing_features",
     "n_planes",
+    "offset_codes",
     "read_inputs",
 ]
 
@@ -200,7 +201,7 @@ class Inputs:
     yc: np.ndarray  # int64 classes (empty for regression); several outputs: side by side, offset to each's classes
     yr: np.ndarray  # float64 targets (empty for classification); several outputs: side by side
     w: np.ndarray
-    edges: np.ndarray  # (n_features, 3, max_bins): the thresholds, each bin's smallest and largest value
+    edges: np.ndarray  # (n_features, 3 or 1, max_bins): the thresholds, then (extra trees) bins' value ranges
     nbins: np.ndarray  # codes per feature, the NaN code included
     offs: np.ndarray
     nan_code: np.ndarray  # each feature's NaN code, -1 for a feature without NaN
@@ -238,9 +239,7 @@ class Inputs:
         np.cumsum(nbins, out=offs[1:])
         empty = np.zeros(0)
         if len(class_counts) > 1:
-            # Each output's codes past the classes of the outputs before it: one stats vector holds them all.
-            offsets = np.concatenate([[0], np.cumsum(class_counts)[:-1]])
-            y = np.asarray(y, dtype=np.int64).reshape(-1, len(class_counts)) + offsets
+            y = offset_codes(y, class_counts)
         y = np.asarray(y).reshape(-1)
         return cls(
             K.readonly(Xb, np.uint8),
@@ -256,6 +255,13 @@ class Inputs:
     @property
     def arrays(self) -> tuple[np.ndarray, ...]:
         return (self.Xb, self.yc, self.yr, self.w, self.edges, self.nbins, self.offs, self.nan_code)
+
+
+def offset_codes(y: np.ndarray, class_counts: tuple[int, ...]) -> np.ndarray:
+    """Class indices of every output (``y`` (n, n_outputs)) as indices into all outputs' classes
+    side by side, each past the classes of the outputs before it: one stats vector holds them all."""
+    offsets = np.concatenate([[0], np.cumsum(class_counts)[:-1]]).astype(np.int64)
+    return np.asarray(y, dtype=np.int64).reshape(-1, len(class_counts)) + offsets
 
 
 def edges(thresholds: np.ndarray, bin_ranges: np.ndarray | None, random_cuts: bool) -> np.ndarray:

@@ -1405,7 +1405,10 @@ def _split_node(
         # fall in the gap at predict time go one way or the other from tree to tree.
         below = edges[f, 2, b]
         above = edges[f, 1, nb]
-        floats[row, 0] = min(below + (above - below) * where, np.nextafter(above, -np.inf))
+        # Strictly below the right side's smallest value; a gap of no width (bins' ranges not
+        # given, :func:`shmforest.tree.growth.edges`) leaves the threshold at the cut.
+        threshold = below + (above - below) * where
+        floats[row, 0] = min(threshold, np.nextafter(above, -np.inf)) if above > below else below
     else:
         # Midway between the node's two nearest codes' edges, as scikit-learn puts a
         # threshold midway between sample values.

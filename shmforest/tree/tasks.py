@@ -17,6 +17,7 @@ import numpy.random  # noqa: F401 - loaded by the first bootstrap otherwise, in 
 from shmforest.shared import SharedDataset
 from shmforest.tree.binning import Binner
 from shmforest.tree.builder import TreeBuilder, TreeParams
+from shmforest.tree.growth import offset_codes
 from shmforest.tree.pruning import prune_tree
 from shmforest.tree.tree import Tree
 
@@ -84,9 +85,7 @@ def balanced_class_weights(codes: np.ndarray, counts: np.ndarray, n_classes: int
 def _class_codes(data: SharedDataset, class_counts: tuple[int, ...]) -> np.ndarray:
     """Each sample's classes as indices into every output's classes side by side: shape (n, n_outputs)."""
     codes = np.asarray(data["y"], dtype=np.int64).reshape(data["Xb"].shape[0], -1)
-    if len(class_counts) > 1:
-        codes = codes + np.concatenate([[0], np.cumsum(class_counts)[:-1]])
-    return codes
+    return offset_codes(codes, class_counts) if len(class_counts) > 1 else codes
 
 
 def _per_sample(class_weight: np.ndarray, codes: np.ndarray) -> np.ndarray:
