@@ -21,6 +21,7 @@ from shmforest import (
     DecisionTreeClassifier,
     DecisionTreeRegressor,
     ExtraTreesClassifier,
+    ExtraTreesRegressor,
     RandomForestClassifier,
     RandomForestQuantileRegressor,
     RandomForestRegressor,
@@ -323,10 +324,10 @@ def test_oob_score_callable_gets_every_outputs_labels():
     assert y_pred.shape == Y.shape and set(np.unique(y_pred[:, 1])) <= {"no", "yes"}
 
 
-@pytest.mark.parametrize("cls", [RandomForestRegressor])
+@pytest.mark.parametrize("cls", [RandomForestRegressor, ExtraTreesRegressor])
 def test_oob_prediction_per_output(cls):
     X, Y = regression()
-    model = small(cls, n_estimators=30, oob_score=True).fit(X, Y)
+    model = small(cls, n_estimators=30, oob_score=True, bootstrap=True).fit(X, Y)
     n = len(Y)
     total, seen = np.zeros((n, 3)), np.zeros(n)
     for est in model.estimators_:
