@@ -49,9 +49,10 @@ class Binner:
         ``f``: the midpoint between the largest value of bin ``c`` and the smallest
         of bin ``c + 1``. Rows are padded with ``+inf`` past ``n_bins_[f] - 1``.
     bin_ranges_ : ndarray of shape (n_features, max_bins, 2), float64
-        The smallest and the largest value of each value bin (NaN past them): where
-        extra trees draw their thresholds, as scikit-learn draws them between a node's
-        values.
+        The smallest and the largest value of each value bin (NaN past them), as the
+        cuts see them: on each side of a cut, the nearest value of positive weight.
+        Where extra trees draw their thresholds, as scikit-learn draws them between a
+        node's values.
 
     Examples
     --------
